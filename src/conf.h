@@ -1,0 +1,128 @@
+/* conf: configuration file, environment defaults, credentials */
+#ifndef SUPAGATE_CONF_H
+#define SUPAGATE_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct secret;
+
+#define CONF_LISTEN_MAX	8
+
+enum conf_auth_mode {
+	CONF_AUTH_ANON,
+	CONF_AUTH_SERVICE,
+	CONF_AUTH_SESSION,
+};
+
+enum conf_client_auth {
+	CONF_CLIENT_AUTH_PASS,
+	CONF_CLIENT_AUTH_REPLACE,
+};
+
+/* the services supagate forwards; index into conf->svc_upstream */
+enum conf_svc {
+	CONF_SVC_REST,		/* /rest/v1 */
+	CONF_SVC_AUTH,		/* /auth/v1 */
+	CONF_SVC_STORAGE,	/* /storage/v1 */
+	CONF_SVC_FUNCTIONS,	/* /functions/v1 */
+	CONF_SVC_GRAPHQL,	/* /graphql/v1 (rest override: /rpc/graphql) */
+	CONF_SVC__N
+};
+
+/* HTTP method bits for expose lines */
+#define CONF_M_GET	0x001
+#define CONF_M_HEAD	0x002
+#define CONF_M_POST	0x004
+#define CONF_M_PUT	0x008
+#define CONF_M_PATCH	0x010
+#define CONF_M_DELETE	0x020
+#define CONF_M_OPTIONS	0x040
+#define CONF_M_ALL	0x07f
+
+struct conf_listen {
+	char	host[64];	/* numeric IPv4 or IPv6 address */
+	int	port;		/* 0: ephemeral */
+};
+
+struct conf_cidr {
+	int		family;		/* AF_INET or AF_INET6 */
+	unsigned char	addr[16];	/* network byte order, masked */
+	int		prefix;
+};
+
+struct conf_expose {
+	unsigned	methods;	/* CONF_M_* bits */
+	char		*prefix;	/* path prefix, starts with '/' */
+};
+
+struct conf {
+	unsigned		refcnt;
+	char			*file;		/* NULL: environment only */
+
+	struct conf_listen	listen[CONF_LISTEN_MAX];
+	size_t			nlisten;	/* default: 127.0.0.1:8787 */
+
+	char			*upstream;	/* base URL, no trailing '/' */
+	char			*svc_upstream[CONF_SVC__N]; /* root or NULL */
+
+	enum conf_auth_mode	auth_mode;
+	enum conf_client_auth	client_auth;
+	char			*anon_key_file;
+	char			*service_key_file;
+	char			*jwt_secret_file;
+	char			*session_email;
+	char			*session_password_file;
+	char			*session_refresh_token_file;
+	char			*state_dir;
+	char			*ca_file;
+
+	/* effective credentials, loaded by conf_load */
+	struct secret		*apikey;	/* what goes upstream */
+	int			 apikey_is_jwt;	/* legacy JWT: also Bearer */
+	struct secret		*jwt_secret;	/* NULL if none */
+
+	struct conf_expose	*expose;
+	size_t			nexpose;
+	struct conf_cidr	*allow_from;
+	size_t			nallow_from;
+	char			**allow_origin;
+	size_t			nallow_origin;
+	char			**allow_host;	/* extra Host names */
+	size_t			nallow_host;
+
+	uint64_t		cache_ttl_s;
+	uint64_t		upstream_timeout_ms;	/* default 60 s */
+	uint64_t		functions_timeout_ms;	/* default 150 s */
+	uint64_t		connect_timeout_ms;	/* default 10 s */
+	uint64_t		max_header_size;	/* default 32k */
+	uint64_t		max_body_size;		/* default 10M */
+	uint64_t		storage_max_body_size;	/* default 5G */
+	uint64_t		max_connections;	/* default 1024 */
+	uint64_t		max_connections_per_peer; /* default 256 */
+	uint64_t		cache_max_size;
+	uint64_t		cache_max_object;
+	double			sign_reuse_share;
+};
+
+/*
+ * Parse file (or, if file is NULL, only the environment), apply the
+ * environment fallbacks SUPABASE_URL and SUPABASE_KEY, run the
+ * cross-field checks and load the credential files.  Every error is
+ * printed to stderr as "file:line: message"; returns NULL if there was
+ * any.  The result has refcnt 1.
+ */
+struct conf *conf_load(const char *file);
+/* take a reference */
+struct conf *conf_ref(struct conf *);
+/* drop a reference; frees on the last one; NULL is a no-op */
+void conf_unref(struct conf *);
+/* print the effective configuration (secrets as [redacted]) */
+void conf_dump(const struct conf *, FILE *);
+/* parse "30s", "5m", "1h", "250ms", plain seconds; -1 on error */
+int conf_parse_duration_ms(const char *, uint64_t *);
+/* parse "64k", "100M", "1G", plain bytes; -1 on error */
+int conf_parse_size(const char *, uint64_t *);
+
+#endif

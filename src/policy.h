@@ -1,0 +1,101 @@
+/* policy: pure request policy (routes, paths, headers, credentials, access) */
+#ifndef SUPAGATE_POLICY_H
+#define SUPAGATE_POLICY_H
+
+#include <stddef.h>
+
+#include "conf.h"
+
+struct sockaddr;
+
+enum policy_route {
+	POLICY_ROUTE_REST = CONF_SVC_REST,
+	POLICY_ROUTE_AUTH = CONF_SVC_AUTH,
+	POLICY_ROUTE_STORAGE = CONF_SVC_STORAGE,
+	POLICY_ROUTE_FUNCTIONS = CONF_SVC_FUNCTIONS,
+	POLICY_ROUTE_GRAPHQL = CONF_SVC_GRAPHQL,
+	POLICY_ROUTE_ADMIN,	/* /_supagate/... */
+	POLICY_ROUTE_NONE,	/* no such route: 404 */
+	POLICY_ROUTE__N
+};
+
+/* route names for metrics and logs: "rest", "auth", ..., "admin", "none" */
+const char *policy_route_name(enum policy_route);
+
+/*
+ * Classify a raw request path (no query).  "/rest/v1" and "/rest/v1/..."
+ * are REST; "/rest/v10" is not.  *sub points into path at the part after
+ * the service prefix ("" or "/...").
+ */
+enum policy_route policy_route_of(const char *path, const char **sub);
+
+/*
+ * Validate a raw request target path: starts with '/', no control
+ * characters or spaces, valid %XX escapes, no "." or ".." segments
+ * (also when percent-encoded).  0 if fine, -1 with a reason in *why.
+ */
+int policy_path_ok(const char *path, const char **why);
+
+/*
+ * Build the upstream URL for route r: with a per-service override, the
+ * override root + sub (GRAPHQL with a REST override: rest root +
+ * "/rpc/graphql"); otherwise conf->upstream + the original path.  query
+ * (may be NULL or "") is appended after '?'.  -1 if it does not fit or
+ * no upstream is configured for r.
+ */
+int policy_upstream_url(const struct conf *, enum policy_route r,
+    const char *path, const char *sub, const char *query, char *out,
+    size_t outlen);
+
+/*
+ * Copy the raw query string to out without any "apikey" parameter.
+ * Returns the number of apikey parameters removed, or -1 if out is too
+ * small.  The first removed value (still percent-encoded) goes to
+ * key/keylen when key is not NULL.
+ */
+int policy_strip_apikey(const char *query, char *out, size_t outlen,
+    char *key, size_t keylen);
+
+/* 1 for hop-by-hop and proxy-owned request headers not to forward */
+int policy_drop_request_header(const char *name);
+/* 1 for hop-by-hop response headers not to relay to the client */
+int policy_drop_response_header(const char *name);
+/* 1 if a header value holds CR, LF or NUL */
+int policy_header_value_bad(const char *value, size_t len);
+
+/*
+ * Decide the Authorization to send upstream.  authz is the client's
+ * Authorization value or NULL, client_key its apikey (header or query)
+ * or NULL.  A user JWT (a JWT whose unverified role is neither "anon"
+ * nor "service_role", that is not equal to client_key) is kept when
+ * conf->client_auth is PASS.  Anything else (missing, placeholder, an
+ * API key, "Bearer sb_...") is replaced: "Bearer <apikey>" when
+ * conf->apikey_is_jwt, else no Authorization.  Returns 1 and sets *out
+ * to the value to send (authz itself when kept, or a string written
+ * into buf), or 0 when no Authorization is to be sent.
+ */
+int policy_authorization(const struct conf *, const char *authz,
+    const char *client_key, char *buf, size_t buflen, const char **out);
+
+/* 1 if the peer address may use supagate (loopback always may) */
+int policy_peer_ok(const struct conf *, const struct sockaddr *);
+/* 1 if the peer is loopback (admin endpoints) */
+int policy_peer_is_loopback(const struct sockaddr *);
+/*
+ * 1 if the Host header names supagate: localhost, 127.0.0.1, [::1],
+ * a listen address, or an allow-host name, with or without a port.
+ * A missing Host is refused (HTTP/1.1 requires it).
+ */
+int policy_host_ok(const struct conf *, const char *host);
+/* 1 if the request may proceed given its Origin (NULL: no Origin) */
+int policy_origin_ok(const struct conf *, const char *origin);
+/*
+ * 1 if method/path is allowed by the expose lines.  With no expose
+ * lines everything is allowed, except in service mode where nothing is.
+ */
+int policy_expose_ok(const struct conf *, const char *method,
+    const char *path);
+/* CONF_M_* bit for a method name, 0 if unknown */
+unsigned policy_method_bit(const char *);
+
+#endif

@@ -1,0 +1,1 @@
+# tests/harness.mk: test fragment (filled by its owner)

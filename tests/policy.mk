@@ -1,0 +1,1 @@
+# tests/policy.mk: test fragment (filled by its owner)

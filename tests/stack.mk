@@ -1,0 +1,1 @@
+# tests/stack.mk: test fragment (filled by its owner)

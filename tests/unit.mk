@@ -1,0 +1,1 @@
+# tests/unit.mk: test fragment (filled by its owner)
