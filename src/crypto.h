@@ -29,8 +29,11 @@ int crypto_memeq(const void *, const void *, size_t);
 /* HMAC-SHA256 of msg under key into out[32] */
 void crypto_hmac_sha256(const void *key, size_t keylen, const void *msg,
     size_t msglen, unsigned char out[32]);
-/* BLAKE2b-256 */
-void crypto_hash(const void *, size_t, unsigned char out[32]);
+/*
+ * BLAKE2b-256.  (Not crypto_hash: libsodium already exports that name
+ * for SHA-512, and the two would clash at compile and link time.)
+ */
+void crypto_digest(const void *, size_t, unsigned char out[32]);
 /* base64url without padding; returns length written or -1 */
 long crypto_b64url_encode(const void *, size_t, char *, size_t);
 long crypto_b64url_decode(const char *, size_t, void *, size_t);
