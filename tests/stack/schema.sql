@@ -10,11 +10,16 @@
 -- Roles, as on Supabase. PostgREST logs in as "authenticator" and switches to
 -- the role named by the JWT's "role" claim (or "anon" without a JWT).
 -- ---------------------------------------------------------------------------
+-- Roles are cluster-wide: create them only once, so stack-reset can reload
+-- this file into the same cluster.
+select not exists (select 1 from pg_roles where rolname = 'authenticator') as need_roles \gset
+\if :need_roles
 create role anon nologin noinherit;
 create role authenticated nologin noinherit;
 create role service_role nologin noinherit bypassrls;
 create role authenticator login noinherit password :'authenticator_password';
 grant anon, authenticated, service_role to authenticator;
+\endif
 
 -- ---------------------------------------------------------------------------
 -- auth schema: the helpers RLS policies use. They read the claims PostgREST
