@@ -7,7 +7,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { startAuth } from '../auth.mjs';
-import { SECRET, tmpDir, secretFile, anonKey, serviceKey, decodeJwt, call } from './helpers.mjs';
+import { SECRET, tmpDir, secretFile, anonKey, serviceKey, decodeJwt, call } from '../lib/testutil.mjs';
 import { signJwt } from '../lib/common.mjs';
 
 const V = { 'X-Supabase-Api-Version': '2024-01-01' };

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { signJwt } from '../lib/common.mjs';
+import { signJwt } from './common.mjs';
 
 export const SECRET = 'emulator-test-secret-with-at-least-32-characters';
 
