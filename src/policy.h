@@ -25,14 +25,16 @@ const char *policy_route_name(enum policy_route);
 /*
  * Classify a raw request path (no query).  "/rest/v1" and "/rest/v1/..."
  * are REST; "/rest/v10" is not.  *sub points into path at the part after
- * the service prefix ("" or "/...").
+ * the service prefix ("" or "/..."); for NONE, at path itself.
  */
 enum policy_route policy_route_of(const char *path, const char **sub);
 
 /*
  * Validate a raw request target path: starts with '/', no control
  * characters or spaces, valid %XX escapes, no "." or ".." segments
- * (also when percent-encoded).  0 if fine, -1 with a reason in *why.
+ * (also when percent-encoded, and with %2F or %5C as the separator).
+ * Only RFC 3986 pchar, '/' and %XX (not %00) may appear.  0 if fine,
+ * -1 with a reason in *why (why may be NULL).
  */
 int policy_path_ok(const char *path, const char **why);
 
@@ -51,7 +53,11 @@ int policy_upstream_url(const struct conf *, enum policy_route r,
  * Copy the raw query string to out without any "apikey" parameter.
  * Returns the number of apikey parameters removed, or -1 if out is too
  * small.  The first removed value (still percent-encoded) goes to
- * key/keylen when key is not NULL.
+ * key/keylen when key is not NULL.  A parameter is an apikey when its
+ * name, percent-decoded, is exactly "apikey" ("api%6Bey" is one).  A
+ * key value that does not fit in key is -1 too (never truncated).
+ * With nothing removed the query is copied unchanged; otherwise the
+ * kept parameters are joined by single '&' (empty ones are dropped).
  */
 int policy_strip_apikey(const char *query, char *out, size_t outlen,
     char *key, size_t keylen);
@@ -62,6 +68,11 @@ int policy_drop_request_header(const char *name);
 int policy_drop_response_header(const char *name);
 /* 1 if a header value holds CR, LF or NUL */
 int policy_header_value_bad(const char *value, size_t len);
+/*
+ * 1 if name appears as a token in a Connection header value (comma
+ * separated, case-insensitive): such headers are hop-by-hop too.
+ */
+int policy_connection_lists(const char *connection_value, const char *name);
 
 /*
  * Decide the Authorization to send upstream.  authz is the client's
@@ -72,14 +83,18 @@ int policy_header_value_bad(const char *value, size_t len);
  * API key, "Bearer sb_...") is replaced: "Bearer <apikey>" when
  * conf->apikey_is_jwt, else no Authorization.  Returns 1 and sets *out
  * to the value to send (authz itself when kept, or a string written
- * into buf), or 0 when no Authorization is to be sent.
+ * into buf), or 0 when no Authorization is to be sent; -1 if the
+ * replacement does not fit in buf.
  */
 int policy_authorization(const struct conf *, const char *authz,
     const char *client_key, char *buf, size_t buflen, const char **out);
 
-/* 1 if the peer address may use supagate (loopback always may) */
+/*
+ * 1 if the peer address may use supagate: loopback always may, others
+ * must match an allow-from CIDR (v4-mapped IPv6 peers match v4 CIDRs).
+ */
 int policy_peer_ok(const struct conf *, const struct sockaddr *);
-/* 1 if the peer is loopback (admin endpoints) */
+/* 1 if the peer is loopback or AF_UNIX (admin endpoints) */
 int policy_peer_is_loopback(const struct sockaddr *);
 /*
  * 1 if the Host header names supagate: localhost, 127.0.0.1, [::1],
