@@ -1,1 +1,30 @@
-# tests/harness.mk: test fragment (filled by its owner)
+# tests/harness.mk: the fake upstream, the test harness and the proxy
+# scenario tests (Check + libcurl against a real supagate process).
+#
+# AM_TESTS_ENVIRONMENT is defined here, once; other fragments append to
+# it with "+=" (keep every piece ending in ';').
+AM_TESTS_ENVIRONMENT = \
+	SUPAGATE_BIN=$(abs_top_builddir)/supagate; \
+	FAKEUP_BIN=$(abs_top_builddir)/tests/harness/fakeup; \
+	export SUPAGATE_BIN FAKEUP_BIN;
+
+HARNESS_SRC = tests/harness/harness.c tests/harness/harness.h \
+	tests/harness/pattern.h
+HARNESS_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/harness
+HARNESS_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+HARNESS_LIBS = $(SUPAGATE_LIBS) $(CHECK_LIBS) $(CURL_LIBS) $(CJSON_LIBS) \
+	$(SODIUM_LIBS)
+
+if HAVE_CHECK
+check_PROGRAMS += tests/harness/fakeup tests/check_harness
+TESTS += tests/check_harness
+endif
+
+tests_harness_fakeup_SOURCES = tests/harness/fakeup.c tests/harness/pattern.h
+tests_harness_fakeup_CPPFLAGS = $(HARNESS_CPPFLAGS)
+tests_harness_fakeup_LDADD = $(MHD_LIBS) $(CJSON_LIBS)
+
+tests_check_harness_SOURCES = tests/check_harness.c $(HARNESS_SRC)
+tests_check_harness_CPPFLAGS = $(HARNESS_CPPFLAGS)
+tests_check_harness_CFLAGS = $(HARNESS_CFLAGS)
+tests_check_harness_LDADD = $(HARNESS_LIBS)
