@@ -1,0 +1,44 @@
+/* evloop: one epoll set, fd callbacks, millisecond timers, signals */
+#ifndef SUPAGATE_EVLOOP_H
+#define SUPAGATE_EVLOOP_H
+
+#include <stdint.h>
+
+#define EVLOOP_IN	0x1
+#define EVLOOP_OUT	0x2
+
+typedef void evloop_fd_cb(int fd, unsigned events, void *arg);
+typedef void evloop_timer_cb(void *arg);
+/* called once per loop turn; returns the ms it may sleep, -1 for no limit */
+typedef int64_t evloop_hook_cb(void *arg);
+typedef void evloop_signal_cb(int signo, void *arg);
+
+struct evloop_timer {
+	int64_t		 due_ms;	/* monotonic; -1 when not armed */
+	evloop_timer_cb	*cb;
+	void		*arg;
+	struct evloop_timer *next;
+};
+
+int evloop_setup(void);
+void evloop_teardown(void);
+/* monotonic milliseconds */
+int64_t evloop_now_ms(void);
+/* wall clock seconds */
+int64_t evloop_wall_s(void);
+/* watch fd for EVLOOP_IN/OUT; replaces an earlier registration */
+int evloop_watch(int fd, unsigned events, evloop_fd_cb *, void *arg);
+void evloop_unwatch(int fd);
+/* arm (or re-arm) a timer to fire after ms; a timer fires once */
+void evloop_timer_arm(struct evloop_timer *, int64_t ms, evloop_timer_cb *,
+    void *arg);
+void evloop_timer_disarm(struct evloop_timer *);
+/* a hook run every turn before sleeping (at most 4) */
+int evloop_hook(evloop_hook_cb *, void *arg);
+/* route these signals (HUP, TERM, INT) to cb through a signalfd */
+int evloop_signals(evloop_signal_cb *, void *arg);
+/* run until evloop_stop() */
+int evloop_run(void);
+void evloop_stop(void);
+
+#endif

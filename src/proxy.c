@@ -1,0 +1,879 @@
+/* proxy: the per-request state machine between a client and upstream */
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include <assert.h>
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "crypto.h"
+#include "evloop.h"
+#include "log.h"
+#include "metrics.h"
+#include "policy.h"
+#include "proxy.h"
+#include "server.h"
+#include "upstream.h"
+
+#define PROXY_RING_SIZE		(256 * 1024)
+#define PROXY_HEAD_MAX		(64 * 1024)
+#define PROXY_LOCAL_MAX		(1024 * 1024)
+#define PROXY_URL_MAX		16384
+#define PROXY_SWEEP_MS		250
+#define PROXY_USER_AGENT	PACKAGE_NAME "/" PACKAGE_VERSION
+
+static struct conf		*cur_conf;
+static struct request		*active;
+static size_t			 nactive;
+static uint64_t			 next_id = 1;
+static struct evloop_timer	 sweep_timer;
+
+static void	sweep_cb(void *);
+
+int
+proxy_setup(void)
+{
+	sweep_timer.due_ms = -1;
+	evloop_timer_arm(&sweep_timer, PROXY_SWEEP_MS, sweep_cb, NULL);
+	return 0;
+}
+
+void
+proxy_teardown(void)
+{
+	evloop_timer_disarm(&sweep_timer);
+	conf_unref(cur_conf);
+	cur_conf = NULL;
+}
+
+void
+proxy_set_conf(struct conf *c)
+{
+	struct conf	*old = cur_conf;
+
+	cur_conf = conf_ref(c);
+	conf_unref(old);
+}
+
+struct conf *
+proxy_conf(void)
+{
+	return cur_conf;
+}
+
+size_t
+proxy_inflight(void)
+{
+	return nactive;
+}
+
+struct request *
+proxy_new(const char *target)
+{
+	struct request	*r;
+	char		*q;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->magic = REQUEST_MAGIC;
+	r->id = next_id++;
+	r->start_ms = evloop_now_ms();
+	r->route = POLICY_ROUTE_NONE;
+	r->conf = conf_ref(cur_conf);
+	sbuf_init(&r->head, PROXY_HEAD_MAX);
+	sbuf_init(&r->errbody, PROXY_LOCAL_MAX);
+	if ((r->target = strdup(target)) == NULL ||
+	    (r->path = strdup(target)) == NULL) {
+		free(r->target);
+		conf_unref(r->conf);
+		free(r);
+		return NULL;
+	}
+	if ((q = strchr(r->path, '?')) != NULL) {
+		*q = '\0';
+		r->query = r->target + (q - r->path) + 1;
+	} else
+		r->query = "";
+	r->next = active;
+	if (active != NULL)
+		active->prev = r;
+	active = r;
+	nactive++;
+	metrics.inflight = (int64_t)nactive;
+	return r;
+}
+
+/*
+ * The query for the access log: values of credential-like parameters
+ * are replaced by [redacted].
+ */
+static void
+redact_query(const char *q, struct sbuf *out)
+{
+	static const char *secret_names[] = {
+		"apikey", "token", "access_token", "refresh_token",
+		"password", "token_hash", "code", "signature", NULL
+	};
+	const char	*p = q, *amp, *eq;
+	size_t		 nlen, i;
+	int		 hide;
+
+	while (*p != '\0') {
+		amp = strchr(p, '&');
+		if (amp == NULL)
+			amp = p + strlen(p);
+		eq = memchr(p, '=', amp - p);
+		nlen = (eq != NULL ? eq : amp) - p;
+		hide = 0;
+		for (i = 0; secret_names[i] != NULL; i++)
+			if (strlen(secret_names[i]) == nlen &&
+			    strncasecmp(p, secret_names[i], nlen) == 0)
+				hide = 1;
+		if (out->len > 0)
+			sbuf_add(out, "&", 1);
+		if (hide && eq != NULL) {
+			sbuf_add(out, p, nlen);
+			sbuf_add(out, "=[redacted]", 11);
+		} else
+			sbuf_add(out, p, amp - p);
+		p = *amp == '&' ? amp + 1 : amp;
+	}
+}
+
+/* printable form of the path for logs: control bytes escaped */
+static void
+log_safe(const char *s, struct sbuf *out)
+{
+	char	esc[5];
+
+	for (; *s != '\0'; s++) {
+		unsigned char c = *s;
+
+		if (c < 0x20 || c >= 0x7f || c == '"') {
+			snprintf(esc, sizeof(esc), "\\x%02x", c);
+			sbuf_add(out, esc, 4);
+		} else
+			sbuf_add(out, (const char *)&c, 1);
+	}
+}
+
+void
+proxy_free(struct request *r)
+{
+	struct sbuf	 line, q;
+	int		 status;
+	int64_t		 up_ms;
+
+	if (r == NULL)
+		return;
+	assert(r->magic == REQUEST_MAGIC);
+	if (r->xfer != NULL) {
+		upstream_abort(r->xfer);
+		r->xfer = NULL;
+	}
+	status = r->answered ? r->status : 499;
+	metrics_request(r->route, status);
+
+	sbuf_init(&line, 8192);
+	sbuf_init(&q, 8192);
+	redact_query(r->query, &q);
+	log_safe(r->path, &line);
+	if (q.len > 0) {
+		sbuf_add(&line, "?", 1);
+		log_safe(sbuf_str(&q), &line);
+	}
+	up_ms = r->up_start_ms != 0 ? evloop_now_ms() - r->up_start_ms : -1;
+	log_access("%" PRIu64 " %s %s%s %d cache=PASS upstream_ms=%" PRId64
+	    " bytes=%" PRIu64, r->id, r->method[0] ? r->method : "-",
+	    sbuf_str(&line), line.overflow ? "..." : "", status, up_ms,
+	    r->resp_bytes);
+	sbuf_fini(&line);
+	sbuf_fini(&q);
+
+	if (r->prev != NULL)
+		r->prev->next = r->next;
+	else
+		active = r->next;
+	if (r->next != NULL)
+		r->next->prev = r->prev;
+	nactive--;
+	metrics.inflight = (int64_t)nactive;
+
+	ring_fini(&r->reqbuf);
+	ring_fini(&r->respbuf);
+	sbuf_fini(&r->head);
+	sbuf_fini(&r->errbody);
+	conf_unref(r->conf);
+	free(r->target);
+	free(r->path);
+	r->magic = 0;
+	free(r);
+}
+
+void
+proxy_error(struct request *r, int status, const char *code,
+    const char *fmt, ...)
+{
+	char	msg[512];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	r->status = status;
+	r->is_error = 1;
+	r->head.len = 0;
+	r->errbody.len = 0;
+	r->errbody.overflow = 0;
+	sbuf_add(&r->head, "Content-Type: application/json\r\n", 32);
+	if (status == 503)
+		sbuf_add(&r->head, "Retry-After: 1\r\n", 16);
+	sbuf_add(&r->errbody, "{\"code\":", 8);
+	sbuf_json_str(&r->errbody, code);
+	sbuf_add(&r->errbody, ",\"message\":", 11);
+	sbuf_json_str(&r->errbody, msg);
+	sbuf_add(&r->errbody, "}", 1);
+}
+
+/* a local (non-error) response such as health or metrics */
+static void
+local_response(struct request *r, int status, const char *type)
+{
+	r->status = status;
+	r->is_error = 1;
+	r->head.len = 0;
+	sbuf_printf(&r->head, "Content-Type: %s\r\nCache-Control: no-store"
+	    "\r\n", type);
+}
+
+static const char *
+auth_mode_name(enum conf_auth_mode m)
+{
+	switch (m) {
+	case CONF_AUTH_ANON:
+		return "anon";
+	case CONF_AUTH_SERVICE:
+		return "service";
+	default:
+		return "session";
+	}
+}
+
+static enum proxy_next
+admin(struct request *r, const struct sockaddr *peer)
+{
+	const char	*sub = r->path + strlen("/_supagate");
+
+	if (!policy_peer_is_loopback(peer)) {
+		proxy_error(r, 403, "forbidden",
+		    "admin endpoints answer loopback clients only");
+		return PROXY_RESPOND;
+	}
+	if (strcmp(sub, "/health") != 0 && strcmp(sub, "/metrics") != 0) {
+		proxy_error(r, 404, "not_found", "no such admin endpoint");
+		return PROXY_RESPOND;
+	}
+	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
+		proxy_error(r, 405, "method_not_allowed",
+		    "use GET or HEAD");
+		sbuf_add(&r->head, "Allow: GET, HEAD\r\n", 18);
+		return PROXY_RESPOND;
+	}
+	if (strcmp(sub, "/health") == 0) {
+		local_response(r, 200, "application/json");
+		sbuf_printf(&r->errbody, "{\"status\":\"ok\",\"version\":\"%s\","
+		    "\"auth_mode\":\"%s\",\"session\":{\"state\":\"none\"},"
+		    "\"inflight\":%zu,\"connections\":%zu,"
+		    "\"upstream_transfers\":%zu}", PACKAGE_VERSION,
+		    auth_mode_name(r->conf->auth_mode), nactive,
+		    server_connections(), upstream_active());
+	} else {
+		local_response(r, 200, "text/plain; version=0.0.4");
+		metrics.connections = (int64_t)server_connections();
+		if (metrics_render(&r->errbody) != 0) {
+			proxy_error(r, 500, "internal_error",
+			    "metrics output too large");
+		}
+	}
+	return PROXY_RESPOND;
+}
+
+static int
+method_known(const char *m)
+{
+	return policy_method_bit(m) != 0;
+}
+
+static int
+method_token_ok(const char *m)
+{
+	const char	*p;
+
+	if (*m == '\0')
+		return 0;
+	for (p = m; *p != '\0'; p++)
+		if (!isalnum((unsigned char)*p) && strchr("!#$%&'*+-.^_`|~",
+		    *p) == NULL)
+			return 0;
+	return 1;
+}
+
+struct hdr_walk {
+	struct request	*r;
+	const char	*connection;
+	char		**lines;
+	size_t		 n, cap;
+	uint64_t	 bytes;
+	int		 bad;
+	int		 graphql_profile;
+};
+
+static int
+add_line(struct hdr_walk *w, const char *name, const char *value)
+{
+	char	**nl;
+	size_t	  len;
+
+	if (w->n == w->cap) {
+		w->cap = w->cap ? w->cap * 2 : 32;
+		if ((nl = realloc(w->lines, w->cap * sizeof(*nl))) == NULL)
+			return -1;
+		w->lines = nl;
+	}
+	len = strlen(name) + strlen(value) + 3;
+	if ((w->lines[w->n] = malloc(len)) == NULL)
+		return -1;
+	/* curl sends "Name;" for a header with an empty value */
+	if (*value == '\0')
+		snprintf(w->lines[w->n], len, "%s;", name);
+	else
+		snprintf(w->lines[w->n], len, "%s: %s", name, value);
+	w->n++;
+	return 0;
+}
+
+static int
+collect_header_cb(void *arg, const char *name, const char *value)
+{
+	struct hdr_walk	*w = arg;
+
+	w->bytes += strlen(name) + strlen(value) + 4;
+	if (policy_header_value_bad(value, strlen(value))) {
+		w->bad = 1;
+		return 1;
+	}
+	if (policy_drop_request_header(name))
+		return 0;
+	if (w->connection != NULL &&
+	    policy_connection_lists(w->connection, name))
+		return 0;
+	if (w->graphql_profile && strcasecmp(name, "Content-Profile") == 0)
+		return 0;
+	return add_line(w, name, value) == 0 ? 0 : (w->bad = 2, 1);
+}
+
+static void
+free_lines(struct hdr_walk *w)
+{
+	size_t	i;
+
+	for (i = 0; i < w->n; i++) {
+		/* lines may hold the key or a user token */
+		explicit_bzero(w->lines[i], strlen(w->lines[i]));
+		free(w->lines[i]);
+	}
+	free(w->lines);
+	w->lines = NULL;
+	w->n = w->cap = 0;
+}
+
+static uint64_t
+body_limit(const struct conf *c, enum policy_route route)
+{
+	return route == POLICY_ROUTE_STORAGE ? c->storage_max_body_size :
+	    c->max_body_size;
+}
+
+static int
+upstream_head_cb(void *arg, int status, const char *hdrs, size_t len)
+{
+	struct request	*r = arg;
+
+	assert(r->magic == REQUEST_MAGIC);
+	r->progress_ms = evloop_now_ms();
+	metrics_upstream_latency(r->progress_ms - r->up_start_ms);
+	if (r->is_error)	/* we answered already (413 mid-upload) */
+		return -1;
+	r->status = status;
+	if (sbuf_add(&r->head, hdrs, len) != 0)
+		return -1;
+	r->head_ready = 1;
+	server_wake(r);
+	return 0;
+}
+
+static size_t
+upstream_data_cb(void *arg, const char *p, size_t n)
+{
+	struct request	*r = arg;
+
+	assert(r->magic == REQUEST_MAGIC);
+	if (r->is_error)
+		return UPSTREAM_ABORT;
+	if (ring_space(&r->respbuf) < n) {
+		r->up_write_paused = 1;
+		return UPSTREAM_PAUSE;
+	}
+	r->progress_ms = evloop_now_ms();
+	ring_put(&r->respbuf, p, n);
+	server_wake(r);
+	return n;
+}
+
+static size_t
+upstream_read_cb(void *arg, char *p, size_t n)
+{
+	struct request	*r = arg;
+	size_t		 got;
+
+	assert(r->magic == REQUEST_MAGIC);
+	if (r->is_error)
+		return UPSTREAM_ABORT;
+	got = ring_get(&r->reqbuf, p, n);
+	if (got > 0) {
+		r->progress_ms = evloop_now_ms();
+		metrics_bytes(METRICS_DIR_UPSTREAM, got);
+		/* the client may be suspended on a full buffer */
+		server_wake(r);
+		return got;
+	}
+	if (r->body_done)
+		return 0;
+	r->up_read_paused = 1;
+	return UPSTREAM_PAUSE;
+}
+
+static void
+fail_upstream(struct request *r, enum upstream_result res)
+{
+	switch (res) {
+	case UPSTREAM_ERR_TIMEOUT:
+		metrics_upstream_error(r->route, METRICS_ERR_TIMEOUT);
+		proxy_error(r, 504, "upstream_timeout",
+		    "the %s upstream did not answer in time",
+		    policy_route_name(r->route));
+		break;
+	case UPSTREAM_ERR_NOMEM:
+		proxy_error(r, 503, "overloaded", "out of memory");
+		break;
+	case UPSTREAM_ERR_CONNECT:
+		metrics_upstream_error(r->route, METRICS_ERR_CONNECT);
+		proxy_error(r, 502, "upstream_unavailable",
+		    "the %s upstream could not be reached",
+		    policy_route_name(r->route));
+		break;
+	default:
+		metrics_upstream_error(r->route, METRICS_ERR_PROTOCOL);
+		proxy_error(r, 502, "upstream_unavailable",
+		    "the %s upstream sent an invalid or incomplete response",
+		    policy_route_name(r->route));
+		break;
+	}
+}
+
+static void
+upstream_done_cb(void *arg, enum upstream_result res)
+{
+	struct request	*r = arg;
+
+	assert(r->magic == REQUEST_MAGIC);
+	r->xfer = NULL;
+	r->up_over = 1;
+	r->up_result = res;
+	if (res == UPSTREAM_ERR_ABORTED && r->is_error) {
+		/* our own answer (e.g. 413) stands */
+	} else if (!r->head_ready && !r->is_error)
+		fail_upstream(r, res);
+	else if (res != UPSTREAM_OK) {
+		metrics_upstream_error(r->route, res == UPSTREAM_ERR_TIMEOUT ?
+		    METRICS_ERR_TIMEOUT : METRICS_ERR_PROTOCOL);
+		log_warnx("%" PRIu64 " %s upstream failed mid-response",
+		    r->id, policy_route_name(r->route));
+	}
+	server_wake(r);
+}
+
+static const struct upstream_cbs proxy_upstream_cbs = {
+	upstream_head_cb, upstream_data_cb, upstream_read_cb, upstream_done_cb
+};
+
+static void
+sweep_cb(void *arg)
+{
+	(void)arg;
+	proxy_sweep(evloop_now_ms());
+	evloop_timer_arm(&sweep_timer, PROXY_SWEEP_MS, sweep_cb, NULL);
+}
+
+void
+proxy_sweep(int64_t now)
+{
+	struct request	*r;
+
+	for (r = active; r != NULL; r = r->next) {
+		if (r->xfer == NULL || r->timeout_ms <= 0)
+			continue;
+		/* waiting on the client is not upstream's fault */
+		if (r->up_write_paused || (r->up_read_paused && !r->body_done))
+			continue;
+		if (now - r->progress_ms < r->timeout_ms)
+			continue;
+		upstream_abort(r->xfer);
+		r->xfer = NULL;
+		r->up_over = 1;
+		r->timed_out = 1;
+		r->up_result = UPSTREAM_ERR_TIMEOUT;
+		if (!r->head_ready && !r->is_error)
+			fail_upstream(r, UPSTREAM_ERR_TIMEOUT);
+		else
+			metrics_upstream_error(r->route, METRICS_ERR_TIMEOUT);
+		server_wake(r);
+	}
+}
+
+static enum proxy_next
+start_upstream(struct request *r)
+{
+	const struct conf	*c = r->conf;
+	struct hdr_walk		 w;
+	struct upstream_req	 rq;
+	char			*url = NULL, *query = NULL, *authbuf = NULL;
+	const char		*sub, *authz, *client_key, *ua;
+	char			 keybuf[512];
+	size_t			 authlen;
+	int			 nkeys;
+	enum proxy_next		 next = PROXY_RESPOND;
+
+	memset(&w, 0, sizeof(w));
+	w.r = r;
+	w.connection = server_header(r, "Connection");
+	w.graphql_profile = r->route == POLICY_ROUTE_GRAPHQL &&
+	    c->svc_upstream[CONF_SVC_REST] != NULL &&
+	    c->svc_upstream[CONF_SVC_GRAPHQL] == NULL;
+
+	if ((query = malloc(strlen(r->query) + 1)) == NULL ||
+	    (url = malloc(PROXY_URL_MAX)) == NULL)
+		goto nomem;
+	nkeys = policy_strip_apikey(r->query, query, strlen(r->query) + 1,
+	    keybuf, sizeof(keybuf));
+	if (nkeys < 0) {
+		proxy_error(r, 400, "bad_request", "malformed query string");
+		goto out;
+	}
+	policy_route_of(r->path, &sub);
+	if (policy_upstream_url(c, r->route, r->path, sub, query, url,
+	    PROXY_URL_MAX) != 0) {
+		metrics_upstream_error(r->route, METRICS_ERR_CONNECT);
+		proxy_error(r, 502, "upstream_unavailable",
+		    "no upstream is configured for %s",
+		    policy_route_name(r->route));
+		goto out;
+	}
+
+	if (server_header_each(r, collect_header_cb, &w) != 0 || w.bad) {
+		if (w.bad == 2)
+			goto nomem;
+		proxy_error(r, 400, "bad_request",
+		    "invalid character in a header value");
+		goto out;
+	}
+	if (w.bytes > c->max_header_size) {
+		proxy_error(r, 431, "headers_too_large",
+		    "request headers exceed %" PRIu64 " bytes",
+		    c->max_header_size);
+		goto out;
+	}
+	if (add_line(&w, "apikey", c->apikey->buf) != 0)
+		goto nomem;
+	client_key = server_header(r, "apikey");
+	if (client_key == NULL && nkeys > 0)
+		client_key = keybuf;
+	authlen = c->apikey->len + 16;
+	if ((authbuf = malloc(authlen)) == NULL)
+		goto nomem;
+	if (policy_authorization(c, server_header(r, "Authorization"),
+	    client_key, authbuf, authlen, &authz) == 1 &&
+	    add_line(&w, "Authorization", authz) != 0)
+		goto nomem;
+	if (w.graphql_profile &&
+	    add_line(&w, "Content-Profile", "graphql_public") != 0)
+		goto nomem;
+	ua = PROXY_USER_AGENT;
+
+	memset(&rq, 0, sizeof(rq));
+	rq.method = r->method;
+	rq.url = url;
+	rq.headers = (const char *const *)w.lines;
+	rq.nheaders = w.n;
+	rq.has_body = r->has_body;
+	rq.body_len = r->body_len;
+	rq.connect_timeout_ms = (int64_t)c->connect_timeout_ms;
+	rq.ca_file = c->ca_file;
+	rq.user_agent = ua;
+	if (r->has_body && ring_init(&r->reqbuf, PROXY_RING_SIZE) != 0)
+		goto nomem;
+	if (ring_init(&r->respbuf, PROXY_RING_SIZE) != 0)
+		goto nomem;
+	r->up_start_ms = r->progress_ms = evloop_now_ms();
+	r->timeout_ms = (int64_t)(r->route == POLICY_ROUTE_FUNCTIONS ?
+	    c->functions_timeout_ms : c->upstream_timeout_ms);
+	if ((r->xfer = upstream_start(&rq, &proxy_upstream_cbs, r)) == NULL)
+		goto nomem;
+	next = r->has_body ? PROXY_CONTINUE : PROXY_WAIT;
+	goto out;
+ nomem:
+	proxy_error(r, 503, "overloaded", "out of memory");
+ out:
+	if (authbuf != NULL) {
+		explicit_bzero(authbuf, authlen);
+		free(authbuf);
+	}
+	explicit_bzero(keybuf, sizeof(keybuf));
+	free_lines(&w);
+	free(url);
+	free(query);
+	return next;
+}
+
+static int
+parse_length(const char *s, int64_t *out)
+{
+	uint64_t	v = 0;
+
+	if (*s == '\0')
+		return -1;
+	for (; *s != '\0'; s++) {
+		if (!isdigit((unsigned char)*s))
+			return -1;
+		if (v > (UINT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (uint64_t)(*s - '0');
+	}
+	if (v > INT64_MAX)
+		return -1;
+	*out = (int64_t)v;
+	return 0;
+}
+
+static void
+cors_headers(struct request *r, const char *origin)
+{
+	sbuf_add(&r->head, "Access-Control-Allow-Origin: ", 29);
+	sbuf_add(&r->head, origin, strlen(origin));
+	sbuf_add(&r->head, "\r\nVary: Origin\r\n", 16);
+}
+
+static int
+cors_preflight(struct request *r, const char *origin)
+{
+	const char	*m = server_header(r, "Access-Control-Request-Method");
+	const char	*h = server_header(r, "Access-Control-Request-Headers");
+
+	if (origin == NULL || m == NULL || strcmp(r->method, "OPTIONS") != 0)
+		return 0;
+	local_response(r, 204, "text/plain");
+	cors_headers(r, origin);
+	sbuf_add(&r->head, "Access-Control-Allow-Methods: GET, HEAD, POST, "
+	    "PUT, PATCH, DELETE, OPTIONS\r\nAccess-Control-Max-Age: 600\r\n",
+	    105);
+	if (h != NULL && !policy_header_value_bad(h, strlen(h)))
+		sbuf_printf(&r->head, "Access-Control-Allow-Headers: %s\r\n",
+		    h);
+	return 1;
+}
+
+enum proxy_next
+proxy_begin(struct request *r, const char *method,
+    const struct sockaddr *peer)
+{
+	const struct conf	*c = r->conf;
+	const char		*why, *origin, *cl, *te;
+
+	assert(r->magic == REQUEST_MAGIC);
+	snprintf(r->method, sizeof(r->method), "%s", method);
+	if (!method_token_ok(method) || strlen(method) >= sizeof(r->method)) {
+		proxy_error(r, 400, "bad_request", "malformed method");
+		return PROXY_RESPOND;
+	}
+	if (!policy_peer_ok(c, peer)) {
+		proxy_error(r, 403, "forbidden", "this address may not use "
+		    "supagate (see allow-from)");
+		return PROXY_RESPOND;
+	}
+	if (server_header_count(r, "Host") > 1 ||
+	    !policy_host_ok(c, server_header(r, "Host"))) {
+		proxy_error(r, 403, "forbidden_host",
+		    "the Host header does not name supagate");
+		return PROXY_RESPOND;
+	}
+	origin = server_header(r, "Origin");
+	if (!policy_origin_ok(c, origin)) {
+		proxy_error(r, 403, "forbidden_origin",
+		    "requests from this Origin are refused");
+		return PROXY_RESPOND;
+	}
+	if (policy_path_ok(r->path, &why) != 0) {
+		proxy_error(r, 400, "bad_request", "invalid path: %s", why);
+		return PROXY_RESPOND;
+	}
+	r->route = policy_route_of(r->path, NULL);
+	if (!method_known(method)) {
+		proxy_error(r, 405, "method_not_allowed",
+		    "method %s is not supported", r->method);
+		sbuf_add(&r->head, "Allow: GET, HEAD, POST, PUT, PATCH, "
+		    "DELETE, OPTIONS\r\n", 52);
+		return PROXY_RESPOND;
+	}
+	if (r->route == POLICY_ROUTE_ADMIN)
+		return admin(r, peer);
+	if (r->route == POLICY_ROUTE_NONE) {
+		proxy_error(r, 404, "not_found", "no route for this path");
+		return PROXY_RESPOND;
+	}
+	if (cors_preflight(r, origin))
+		return PROXY_RESPOND;
+	if (!policy_expose_ok(c, r->method, r->path)) {
+		proxy_error(r, 403, "forbidden",
+		    "%s %s is not exposed by this supagate", r->method,
+		    policy_route_name(r->route));
+		return PROXY_RESPOND;
+	}
+	if (server_connections() > c->max_connections ||
+	    server_peer_connections(r) > c->max_connections_per_peer) {
+		metrics.rejected_overload++;
+		proxy_error(r, 503, "overloaded",
+		    "too many connections; retry later");
+		return PROXY_RESPOND;
+	}
+
+	r->body_max = body_limit(c, r->route);
+	cl = server_header(r, "Content-Length");
+	te = server_header(r, "Transfer-Encoding");
+	r->body_len = 0;
+	if (te != NULL) {
+		r->has_body = 1;
+		r->body_len = -1;
+	} else if (cl != NULL) {
+		if (server_header_count(r, "Content-Length") > 1 ||
+		    parse_length(cl, &r->body_len) != 0) {
+			proxy_error(r, 400, "bad_request",
+			    "invalid Content-Length");
+			return PROXY_RESPOND;
+		}
+		if ((uint64_t)r->body_len > r->body_max) {
+			proxy_error(r, 413, "payload_too_large",
+			    "the request body exceeds %" PRIu64 " bytes",
+			    r->body_max);
+			return PROXY_RESPOND;
+		}
+		r->has_body = r->body_len > 0 ||
+		    (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0 &&
+		    strcmp(method, "OPTIONS") != 0 &&
+		    strcmp(method, "DELETE") != 0);
+	}
+	if (!r->has_body)
+		r->body_done = 1;
+	if (origin != NULL)
+		cors_headers(r, origin);
+	return start_upstream(r);
+}
+
+enum proxy_next
+proxy_body(struct request *r, const char *p, size_t *n)
+{
+	size_t	took;
+
+	assert(r->magic == REQUEST_MAGIC);
+	if (r->is_error || r->up_over) {
+		/* the answer is settled: drain and drop the rest */
+		return PROXY_CONTINUE;
+	}
+	if (r->body_seen + *n > r->body_max) {
+		proxy_error(r, 413, "payload_too_large",
+		    "the request body exceeds %" PRIu64 " bytes", r->body_max);
+		if (r->xfer != NULL) {
+			upstream_abort(r->xfer);
+			r->xfer = NULL;
+		}
+		r->up_over = 1;
+		return PROXY_RESPOND;
+	}
+	took = ring_put(&r->reqbuf, p, *n);
+	r->body_seen += took;
+	*n = took;
+	if (took > 0 && r->up_read_paused && r->xfer != NULL) {
+		r->up_read_paused = 0;
+		upstream_unpause(r->xfer);
+	}
+	return took == 0 ? PROXY_WAIT : PROXY_CONTINUE;
+}
+
+enum proxy_next
+proxy_body_end(struct request *r)
+{
+	assert(r->magic == REQUEST_MAGIC);
+	r->body_done = 1;
+	if (r->up_read_paused && r->xfer != NULL) {
+		r->up_read_paused = 0;
+		upstream_unpause(r->xfer);
+	}
+	return proxy_poll(r);
+}
+
+enum proxy_next
+proxy_poll(struct request *r)
+{
+	assert(r->magic == REQUEST_MAGIC);
+	if (r->is_error || r->head_ready)
+		return PROXY_RESPOND;
+	return PROXY_WAIT;
+}
+
+long
+proxy_read(struct request *r, char *p, size_t max)
+{
+	size_t	n;
+
+	assert(r->magic == REQUEST_MAGIC);
+	n = ring_get(&r->respbuf, p, max);
+	if (n > 0) {
+		r->resp_bytes += n;
+		metrics_bytes(METRICS_DIR_CLIENT, n);
+		if (r->up_write_paused && r->xfer != NULL) {
+			r->up_write_paused = 0;
+			upstream_unpause(r->xfer);
+		}
+		return (long)n;
+	}
+	if (r->up_write_paused && r->xfer != NULL) {
+		r->up_write_paused = 0;
+		upstream_unpause(r->xfer);
+		n = ring_get(&r->respbuf, p, max);
+		if (n > 0) {
+			r->resp_bytes += n;
+			metrics_bytes(METRICS_DIR_CLIENT, n);
+			return (long)n;
+		}
+	}
+	if (!r->up_over)
+		return PROXY_BODY_WAIT;
+	return r->up_result == UPSTREAM_OK ? PROXY_BODY_END : PROXY_BODY_ERR;
+}

@@ -1,0 +1,106 @@
+/* proxy: the per-request state machine between a client and upstream */
+#ifndef SUPAGATE_PROXY_H
+#define SUPAGATE_PROXY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "policy.h"
+#include "upstream.h"
+
+#define REQUEST_MAGIC	0x72657175u
+
+struct conf;
+struct sockaddr;
+
+/* what the client side should do next with a request */
+enum proxy_next {
+	PROXY_WAIT,		/* suspend until server_wake() */
+	PROXY_RESPOND,		/* a response (error or upstream head) is ready */
+	PROXY_CONTINUE,		/* keep reading the request body */
+};
+
+/* the outcome of reading response body bytes */
+#define PROXY_BODY_WAIT	((long)0)
+#define PROXY_BODY_END	((long)-1)
+#define PROXY_BODY_ERR	((long)-2)
+
+struct request {
+	unsigned		 magic;
+	uint64_t		 id;
+	struct conf		*conf;		/* reference held */
+	void			*conn;		/* the server's connection */
+	char			*target;	/* raw request target */
+	char			*path;		/* target up to '?' */
+	const char		*query;		/* after '?', or "" */
+	char			 method[16];
+	enum policy_route	 route;
+	int64_t			 start_ms;
+
+	/* request body */
+	int			 has_body;
+	int64_t			 body_len;	/* -1: chunked */
+	uint64_t		 body_seen;
+	uint64_t		 body_max;
+	int			 body_done;
+	struct ring		 reqbuf;
+
+	/* upstream */
+	struct upstream_xfer	*xfer;
+	int			 up_read_paused;
+	int			 up_write_paused;
+	int			 up_over;
+	enum upstream_result	 up_result;
+	int64_t			 up_start_ms;
+	int64_t			 progress_ms;	/* last upstream activity */
+	int64_t			 timeout_ms;
+	int			 timed_out;
+	struct ring		 respbuf;
+	uint64_t		 resp_bytes;
+
+	/* the response */
+	int			 status;
+	struct sbuf		 head;		/* upstream header lines */
+	int			 head_ready;
+	int			 is_error;	/* a JSON error of ours */
+	struct sbuf		 errbody;
+	const char		*retry_after;
+	int			 answered;	/* response handed to server */
+
+	struct request		*next, *prev;	/* in the active list */
+};
+
+int proxy_setup(void);
+void proxy_teardown(void);
+
+/* a new request for target; NULL on ENOMEM */
+struct request *proxy_new(const char *target);
+/* the request is over (sent, failed or abandoned): release everything */
+void proxy_free(struct request *);
+/*
+ * Headers are in: check access policy, route and limits, and start the
+ * upstream transfer.  peer is the client address.
+ */
+enum proxy_next proxy_begin(struct request *, const char *method,
+    const struct sockaddr *peer);
+/* request body bytes; *n is set to what was taken (0 means buffer full) */
+enum proxy_next proxy_body(struct request *, const char *, size_t *n);
+/* the client's body is complete */
+enum proxy_next proxy_body_end(struct request *);
+/* after a wake-up: is the response ready? */
+enum proxy_next proxy_poll(struct request *);
+/* response body bytes for the client; see PROXY_BODY_* */
+long proxy_read(struct request *, char *, size_t);
+/* set a JSON error response {"code","message"} */
+void proxy_error(struct request *, int status, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* requests in flight */
+size_t proxy_inflight(void);
+/* enforce upstream idle timeouts; called periodically */
+void proxy_sweep(int64_t now_ms);
+/* the effective configuration for new requests */
+void proxy_set_conf(struct conf *);
+struct conf *proxy_conf(void);
+
+#endif
