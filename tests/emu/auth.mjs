@@ -544,6 +544,29 @@ export function createAuth(opts) {
 		return null;
 	}
 
+	// The provider "returns" here. code is taken as the provider account's
+	// e-mail when it contains '@'; the user is created on first use.
+	function callback(url, res) {
+		const v = verifyJwt(url.searchParams.get('state') || '', secret);
+		if (!v.ok) throw bad('bad_oauth_state', 'OAuth callback with invalid state');
+		const code = url.searchParams.get('code') || '';
+		const email = code.includes('@') ? code.toLowerCase() : `oauth-user@${v.claims.provider}.example`;
+		let u = findUserByEmail(email);
+		if (!u) {
+			u = newUser({ email, provider: v.claims.provider });
+			u.email_confirmed_at = isoNow();
+			st.counters.signups++;
+		}
+		const s = signIn(u, 'oauth');
+		const p = new URLSearchParams({
+			access_token: s.access_token, expires_at: String(s.expires_at), expires_in: String(s.expires_in),
+			provider_token: `emu-${v.claims.provider}-token`, refresh_token: s.refresh_token, token_type: 'bearer',
+		});
+		res.writeHead(302, { Location: `${v.claims.referrer || cfg.site_url}#${p.toString()}`, 'Content-Length': 0 });
+		res.end();
+		return null;
+	}
+
 	async function factorsEnroll(req) {
 		const { user, session, claims } = requireUser(req);
 		if (claims.is_anonymous) throw forbidden('no_authorization', 'Anonymous user not allowed to perform these actions');
@@ -744,6 +767,7 @@ export function createAuth(opts) {
 			return [200, {}];
 		}
 		if (p === '/authorize' && m === 'GET') return authorize(url, res);
+		if (p === '/callback' && m === 'GET') return callback(url, res);
 		if (p === '/factors' && m === 'POST') return factorsEnroll(req);
 		let fm = /^\/factors\/([^/]+)\/challenge$/.exec(p);
 		if (fm && m === 'POST') return factorChallenge(req, fm[1]);

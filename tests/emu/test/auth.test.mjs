@@ -335,6 +335,14 @@ test('authorize redirects to the provider or answers JSON with skip_http_redirec
 	let r = await call(base, 'GET', '/authorize?provider=github&redirect_to=http%3A%2F%2Fapp.test');
 	assert.equal(r.status, 302);
 	assert.match(r.headers.get('location'), /^https:\/\/github\./);
+	// follow the provider's way back through /callback
+	const state = new URL(r.headers.get('location')).searchParams.get('state');
+	const cb = await call(base, 'GET', `/callback?state=${state}&code=octocat%40example.com`);
+	assert.equal(cb.status, 302);
+	const frag = new URLSearchParams(new URL(cb.headers.get('location')).hash.slice(1));
+	assert.equal(new URL(cb.headers.get('location')).origin, 'http://app.test');
+	assert.equal(decodeJwt(frag.get('access_token')).email, 'octocat@example.com');
+	assert.ok(frag.get('refresh_token'));
 	r = await call(base, 'GET', '/authorize?provider=github&skip_http_redirect=true');
 	assert.equal(r.status, 200);
 	assert.match(r.body.url, /^https:\/\/github\./);
