@@ -783,11 +783,16 @@ h_allow_origin(struct conf *c, char **argv, char *err, size_t errlen)
 		goto bad;
 	p += n;
 	if (*p == ':') {
-		const char	*q = p + 1;
+		char	pb[8];
 
-		if (parse_port(q, &port) == -1 || port == 0)
+		n = strspn(p + 1, "0123456789");
+		if (n == 0 || n >= sizeof(pb))
 			goto bad;
-		p += strlen(p);
+		memcpy(pb, p + 1, n);
+		pb[n] = '\0';
+		if (parse_port(pb, &port) == -1 || port == 0)
+			goto bad;
+		p += 1 + n;
 	}
 	if (*p == '/') {
 		snprintf(err, errlen, "origin \"%.100s\" must not have a path "
@@ -1013,13 +1018,13 @@ statement(struct pstate *ps, const char *file, unsigned line, int depth,
 			    "(at most %d levels)", CONF_INCLUDE_DEPTH);
 			return;
 		}
-		if (argv[1][0] == '/')
+		dir = dir_of(file);
+		if (argv[1][0] == '/' || strcmp(dir, ".") == 0)
 			path = xstrdup(argv[1]);
 		else {
-			dir = dir_of(file);
 			path = path_join(dir, argv[1]);
-			free(dir);
 		}
+		free(dir);
 		parse_file(ps, path, depth + 1, file, line);
 		free(path);
 		return;
@@ -1202,7 +1207,7 @@ resolve_paths(struct pstate *ps)
 			continue;
 		if ((kwtab[i].flags & CF_SECRET) && creds != NULL)
 			p = path_join(creds, *f);
-		else if (dir != NULL)
+		else if (dir != NULL && strcmp(dir, ".") != 0)
 			p = path_join(dir, *f);
 		else
 			continue;

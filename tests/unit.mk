@@ -1,1 +1,25 @@
-# tests/unit.mk: test fragment (filled by its owner)
+# tests/unit.mk: unit tests for conf, crypto and jwt, and the doc-drift test
+if HAVE_CHECK
+check_PROGRAMS += tests/check_conf tests/check_jwt
+TESTS += tests/check_conf tests/check_jwt
+
+tests_check_conf_SOURCES = tests/check_conf.c
+tests_check_conf_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_conf_LDADD = $(SUPAGATE_LIBS) $(CHECK_LIBS)
+
+tests_check_jwt_SOURCES = tests/check_jwt.c
+tests_check_jwt_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_jwt_LDADD = $(SUPAGATE_LIBS) $(CHECK_LIBS)
+endif
+
+dist_check_SCRIPTS += tests/check_docs.sh
+TESTS += tests/check_docs.sh
+EXTRA_DIST += tests/data/conf/good-minimal.conf \
+	tests/data/conf/good-full.conf \
+	tests/data/conf/good-overrides.conf \
+	tests/data/conf/bad-unknown.conf \
+	tests/data/conf/bad-duplicate.conf \
+	tests/data/conf/bad-quote.conf \
+	tests/data/conf/bad-listen.conf \
+	tests/data/conf/bad-session.conf \
+	tests/data/conf/bad-size.conf
