@@ -669,9 +669,11 @@ export function createAuth(opts) {
 			if (e.message) body.error_description = e.message;
 			return sendJson(res, 400, body);
 		}
-		let status = 500, code = 'unexpected_failure', msg = 'Unexpected failure, please check server logs for more information', extra;
-		if (e instanceof HttpErr) ({ status, code, message: msg, extra } = { status: e.status, code: e.code, message: e.message, extra: e.extra });
-		else process.stderr.write(`auth emulator: ${e.stack || e}\n`);
+		if (!(e instanceof HttpErr)) {
+			process.stderr.write(`auth emulator: ${e.stack || e}\n`);
+			e = new HttpErr(500, 'unexpected_failure', 'Unexpected failure, please check server logs for more information');
+		}
+		const { status, code, message: msg, extra } = e;
 		const headers = { 'x-sb-error-code': code };
 		let body;
 		if (versioned) {
