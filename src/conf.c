@@ -32,7 +32,7 @@
 #define CONF_TOKEN_MAX		4096		/* bytes per word */
 #define CONF_ARGS_MAX		8		/* words per statement */
 #define CONF_INCLUDE_DEPTH	8
-#define CONF_LIST_MAX		1024		/* entries per list keyword */
+#define CONF_LIST_MAX		1024		/* entries per list */
 #define ERRLEN			512
 
 enum conf_type {
@@ -77,7 +77,7 @@ struct pstate {
 	struct conf	*c;
 	const char	*name;		/* for cross-field messages */
 	int		 nerr;
-	const char	*seen_file[64];	/* first occurrence per keyword */
+	const char	*seen_file[64];	/* where a keyword was first */
 	unsigned	 seen_line[64];
 	char		**names;	/* file names kept for seen_file */
 	size_t		 nnames;
@@ -261,7 +261,8 @@ static void
 fmt_duration(uint64_t ms, char *buf, size_t len)
 {
 	if (ms != 0 && ms % 86400000 == 0)
-		snprintf(buf, len, "%llud", (unsigned long long)(ms / 86400000));
+		snprintf(buf, len, "%llud",
+		    (unsigned long long)(ms / 86400000));
 	else if (ms != 0 && ms % 3600000 == 0)
 		snprintf(buf, len, "%lluh", (unsigned long long)(ms / 3600000));
 	else if (ms != 0 && ms % 60000 == 0)

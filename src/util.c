@@ -58,7 +58,8 @@ int
 util_strcaseeq(const char *a, const char *b)
 {
 	for (;; a++, b++) {
-		unsigned char	ca = (unsigned char)*a, cb = (unsigned char)*b;
+		unsigned char	ca = (unsigned char)*a;
+		unsigned char	cb = (unsigned char)*b;
 
 		if (ca >= 'A' && ca <= 'Z')
 			ca += 'a' - 'A';
