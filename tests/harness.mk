@@ -16,8 +16,9 @@ HARNESS_LIBS = $(SUPAGATE_LIBS) $(CHECK_LIBS) $(CURL_LIBS) $(CJSON_LIBS) \
 	$(SODIUM_LIBS)
 
 if HAVE_CHECK
-check_PROGRAMS += tests/harness/fakeup tests/check_harness
-TESTS += tests/check_harness
+check_PROGRAMS += tests/harness/fakeup tests/check_harness \
+	tests/check_proxy
+TESTS += tests/check_harness tests/check_proxy
 endif
 
 tests_harness_fakeup_SOURCES = tests/harness/fakeup.c tests/harness/pattern.h
@@ -28,3 +29,8 @@ tests_check_harness_SOURCES = tests/check_harness.c $(HARNESS_SRC)
 tests_check_harness_CPPFLAGS = $(HARNESS_CPPFLAGS)
 tests_check_harness_CFLAGS = $(HARNESS_CFLAGS)
 tests_check_harness_LDADD = $(HARNESS_LIBS)
+
+tests_check_proxy_SOURCES = tests/check_proxy.c $(HARNESS_SRC)
+tests_check_proxy_CPPFLAGS = $(HARNESS_CPPFLAGS)
+tests_check_proxy_CFLAGS = $(HARNESS_CFLAGS)
+tests_check_proxy_LDADD = $(HARNESS_LIBS)

@@ -1,0 +1,1191 @@
+/*
+ * check_proxy: supagate in front of fakeup.  Forwarding, credentials,
+ * errors and limits, admin endpoints.  Each TCase starts its own supagate
+ * (unchecked fixture) with the config it needs; one fakeup serves all.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+#include <curl/curl.h>
+
+#include "harness.h"
+
+#define BASE_CONF \
+	"listen 127.0.0.1:0\n" \
+	"state-dir @DIR@/state\n"
+
+static struct h_proc	 up;		/* fakeup, for the whole binary */
+static struct h_proc	 gate;		/* supagate of the running TCase */
+static int		 dead_port;	/* nothing listens there */
+
+static void
+gate_up(const char *conf, int up_port)
+{
+	if (h_gate_start(&gate, conf, up_port, NULL) == -1)
+		ck_abort_msg("supagate did not start");
+}
+
+static void
+gate_down(void)
+{
+	int	st, killed;
+
+	if (gate.pid <= 0)
+		return;
+	st = h_stop(&gate, 10000, &killed);
+	if (killed || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fprintf(stderr, "check_proxy: supagate did not exit cleanly "
+		    "on SIGTERM (status 0x%x, killed %d)\n", st, killed);
+}
+
+/* ---- fixtures: one config per TCase ---------------------------------- */
+
+static void
+fx_base(void)
+{
+	gate_up(BASE_CONF
+	    "upstream @UP@\n"
+	    "anon-key-file @DIR@/anon.key\n"
+	    "max-body-size 1M\n", up.port);
+}
+
+static void
+fx_override(void)
+{
+	gate_up(BASE_CONF
+	    "upstream @UP@/base\n"
+	    "rest-upstream @UP@/pgrst\n"
+	    "auth-upstream @UP@/gotrue\n"
+	    "storage-upstream @UP@/storage\n"
+	    "functions-upstream @UP@/fn\n"
+	    "anon-key-file @DIR@/anon.key\n", up.port);
+}
+
+static void
+fx_replace(void)
+{
+	gate_up(BASE_CONF
+	    "upstream @UP@\n"
+	    "anon-key-file @DIR@/anon.key\n"
+	    "client-auth replace\n", up.port);
+}
+
+static void
+fx_publishable(void)
+{
+	gate_up(BASE_CONF
+	    "upstream @UP@\n"
+	    "anon-key-file @DIR@/publishable.key\n", up.port);
+}
+
+static void
+fx_service(void)
+{
+	gate_up(BASE_CONF
+	    "upstream @UP@\n"
+	    "auth-mode service\n"
+	    "service-key-file @DIR@/service.key\n"
+	    "expose GET,HEAD /rest/v1/todos\n"
+	    "expose POST /rest/v1/rpc/echo\n", up.port);
+}
+
+static void
+fx_down(void)
+{
+	gate_up(BASE_CONF
+	    "upstream @UP@\n"
+	    "anon-key-file @DIR@/anon.key\n"
+	    "connect-timeout 2s\n", dead_port);
+}
+
+static void
+fx_limits(void)
+{
+	gate_up(BASE_CONF
+	    "upstream @UP@\n"
+	    "anon-key-file @DIR@/anon.key\n"
+	    "upstream-timeout 1s\n"
+	    "max-body-size 1k\n"
+	    "max-header-size 8k\n"
+	    "allow-origin http://localhost:3000\n"
+	    "allow-host supagate.local\n", up.port);
+}
+
+static void
+fx_conns(void)
+{
+	gate_up(BASE_CONF
+	    "upstream @UP@\n"
+	    "anon-key-file @DIR@/anon.key\n"
+	    "max-connections-per-peer 2\n", up.port);
+}
+
+static void
+fx_maxconns(void)
+{
+	gate_up(BASE_CONF
+	    "upstream @UP@\n"
+	    "anon-key-file @DIR@/anon.key\n"
+	    "max-connections 2\n", up.port);
+}
+
+/* ---- helpers --------------------------------------------------------- */
+
+static const char *const routes[] = {
+	"/rest/v1", "/auth/v1", "/storage/v1", "/functions/v1",
+};
+
+/* GET target through the gate; status must be 200; returns the body */
+static void
+get_ok(struct h_resp *r, const char *target, const char *const *hdrs)
+{
+	struct h_opts	o = { .hdrs = hdrs };
+
+	ck_assert_msg(h_req(r, gate.port, "GET", target, &o) == 0,
+	    "GET %s: %s", target, r->err);
+	ck_assert_msg(r->status == 200, "GET %s: status %ld body %s", target,
+	    r->status, r->body);
+}
+
+/* the fakeup log entry whose query contains tag; its JSON in buf */
+static int
+upstream_saw(const char *tag, char *method, size_t mlen, char *path,
+    size_t plen)
+{
+	struct h_resp	 r;
+	const char	*at;
+	int		 found = -1;
+
+	if (h_get(&r, up.port, "/_fake/log") == 0 &&
+	    (at = strstr(r.body, tag)) != NULL) {
+		/* walk back to the entry start: {"method":" */
+		const char *s = at;
+
+		while (s > r.body && strncmp(s, "{\"method\":\"", 11) != 0)
+			s--;
+		if (sscanf(s, "{\"method\":\"%31[^\"]\",\"path\":\"%255[^\"]",
+		    method, path) == 2)
+			found = 0;
+	}
+	(void)mlen;
+	(void)plen;
+	h_resp_free(&r);
+	return found;
+}
+
+static int
+health_ok(int port)
+{
+	struct h_resp	r;
+	char		st[64];
+	int		ok;
+
+	ok = h_get(&r, port, "/_supagate/health") == 0 && r.status == 200 &&
+	    h_json_str(r.body, "status", st, sizeof(st)) == 0 &&
+	    strcmp(st, "ok") == 0;
+	h_resp_free(&r);
+	return ok;
+}
+
+START_TEST(survives)
+{
+	ck_assert_msg(h_alive(&gate), "supagate died");
+	ck_assert(health_ok(gate.port));
+}
+END_TEST
+
+/* ---- forwarding ------------------------------------------------------ */
+
+START_TEST(methods_each_route)
+{
+	static const char *const methods[] = { "GET", "POST", "PUT", "PATCH",
+	    "DELETE", "OPTIONS" };
+	struct h_resp	r;
+	struct h_opts	o;
+	char		v[512], m[32], p[256];
+	const char	*target, *body;
+	size_t		i, j;
+
+	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		for (j = 0; j < sizeof(methods) / sizeof(methods[0]); j++) {
+			memset(&o, 0, sizeof(o));
+			target = h_fmt("%s/echo?t=m%zu_%zu", routes[i], i, j);
+			body = h_fmt("{\"m\":\"%s\"}", methods[j]);
+			if (j >= 1 && j <= 3) {
+				o.body = body;
+				o.body_len = strlen(body);
+				o.has_body = 1;
+			}
+			ck_assert_msg(h_req(&r, gate.port, methods[j], target,
+			    &o) == 0, "%s %s: %s", methods[j], target, r.err);
+			ck_assert_msg(r.status == 200, "%s %s: %ld %s",
+			    methods[j], target, r.status, r.body);
+			ck_assert_int_eq(h_json_str(r.body, "method", v,
+			    sizeof(v)), 0);
+			ck_assert_str_eq(v, methods[j]);
+			ck_assert_int_eq(h_json_str(r.body, "path", v,
+			    sizeof(v)), 0);
+			ck_assert_str_eq(v, h_fmt("%s/echo", routes[i]));
+			if (o.has_body) {
+				ck_assert_int_eq(h_json_str(r.body, "body", v,
+				    sizeof(v)), 0);
+				ck_assert_str_eq(v, body);
+			}
+			h_resp_free(&r);
+		}
+		/* HEAD: no body comes back; ask fakeup what it saw */
+		target = h_fmt("%s/echo?t=head_%zu", routes[i], i);
+		ck_assert_int_eq(h_req(&r, gate.port, "HEAD", target, NULL), 0);
+		ck_assert_int_eq(r.status, 200);
+		ck_assert_uint_eq(r.body_total, 0);
+		h_resp_free(&r);
+		ck_assert_int_eq(upstream_saw(h_fmt("t=head_%zu\"", i), m,
+		    sizeof(m), p, sizeof(p)), 0);
+		ck_assert_str_eq(m, "HEAD");
+		ck_assert_str_eq(p, h_fmt("%s/echo", routes[i]));
+	}
+}
+END_TEST
+
+START_TEST(graphql_base_mapping)
+{
+	static const char	q[] = "{\"query\":\"{ todosCollection { "
+				    "edges { node { id } } } }\"}";
+	struct h_opts		o = { .body = q, .body_len = sizeof(q) - 1,
+				    .has_body = 1 };
+	struct h_resp		r;
+	char			v[256];
+
+	ck_assert_int_eq(h_req(&r, gate.port, "POST", "/graphql/v1", &o), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_int_eq(h_json_str(r.body, "path", v, sizeof(v)), 0);
+	ck_assert_str_eq(v, "/graphql/v1");
+	ck_assert_int_eq(h_json_str(r.body, "body", v, sizeof(v)), 0);
+	ck_assert_str_eq(v, q);
+	h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(query_byte_for_byte)
+{
+	static const char *const qs[] = {
+	    "select=id,name,items(*)&id=eq.5&order=id.desc.nullslast"
+	    "&limit=10&offset=0",
+	    "or=(a.eq.1,b.eq.2)&name=ilike.*%25x%25*&x=%2F%3F%26%3D&empty=&flag",
+	    "a=1&a=2&b=%C3%A9&plus=a+b&sp=%20&star=*&tilde=~&comma=,",
+	    "select=*,cities!inner(name)&cities.name=in.(%22A%22,%22B%22)",
+	};
+	struct h_resp	r;
+	char		v[1024];
+	size_t		i;
+
+	for (i = 0; i < sizeof(qs) / sizeof(qs[0]); i++) {
+		get_ok(&r, h_fmt("/rest/v1/echo?%s", qs[i]), NULL);
+		ck_assert_int_eq(h_json_str(r.body, "query", v, sizeof(v)), 0);
+		ck_assert_str_eq(v, qs[i]);
+		h_resp_free(&r);
+	}
+}
+END_TEST
+
+START_TEST(request_headers)
+{
+	static const char *const hdrs[] = {
+	    "Accept: application/vnd.pgrst.object+json",
+	    "Accept-Profile: private",
+	    "Content-Profile: private",
+	    "Prefer: return=representation,count=exact",
+	    "Range: 0-9",
+	    "Range-Unit: items",
+	    "X-Client-Info: supabase-js/2.109.0",
+	    "Content-Type: application/json",
+	    "X-Dup: 1",
+	    "X-Dup: 2",
+	    "Connection: keep-alive, X-Hop",
+	    "X-Hop: must-not-pass",
+	    "Keep-Alive: timeout=5",
+	    "TE: trailers",
+	    "Proxy-Connection: keep-alive",
+	    NULL,
+	};
+	static const char *const same[][2] = {
+	    { "Accept", "application/vnd.pgrst.object+json" },
+	    { "Accept-Profile", "private" },
+	    { "Content-Profile", "private" },
+	    { "Prefer", "return=representation,count=exact" },
+	    { "Range", "0-9" },
+	    { "Range-Unit", "items" },
+	    { "X-Client-Info", "supabase-js/2.109.0" },
+	    { "Content-Type", "application/json" },
+	};
+	static const char *const gone[] = { "X-Hop", "Keep-Alive", "TE",
+	    "Proxy-Connection" };
+	struct h_opts	o = { .hdrs = hdrs, .body = "{}", .body_len = 2,
+			    .has_body = 1 };
+	struct h_resp	r;
+	char		v[512], v2[64];
+	size_t		i;
+
+	ck_assert_int_eq(h_req(&r, gate.port, "POST", "/rest/v1/echo", &o),
+	    0);
+	ck_assert_int_eq(r.status, 200);
+	for (i = 0; i < sizeof(same) / sizeof(same[0]); i++) {
+		ck_assert_msg(h_echo_hdr(r.body, same[i][0], 0, v,
+		    sizeof(v)) == 0, "%s not forwarded", same[i][0]);
+		ck_assert_str_eq(v, same[i][1]);
+		ck_assert_int_eq(h_echo_hdr_count(r.body, same[i][0]), 1);
+	}
+	/* repeated fields may be kept apart or joined with ", " */
+	if (h_echo_hdr_count(r.body, "X-Dup") == 2) {
+		h_echo_hdr(r.body, "X-Dup", 0, v, sizeof(v));
+		h_echo_hdr(r.body, "X-Dup", 1, v2, sizeof(v2));
+		ck_assert_str_eq(v, "1");
+		ck_assert_str_eq(v2, "2");
+	} else {
+		ck_assert_int_eq(h_echo_hdr(r.body, "X-Dup", 0, v, sizeof(v)),
+		    0);
+		ck_assert_str_eq(v, "1, 2");
+	}
+	for (i = 0; i < sizeof(gone) / sizeof(gone[0]); i++)
+		ck_assert_msg(h_echo_hdr_count(r.body, gone[i]) == 0,
+		    "hop-by-hop %s was forwarded: %s", gone[i], r.body);
+	if (h_echo_hdr(r.body, "Connection", 0, v, sizeof(v)) == 0)
+		ck_assert_ptr_null(strcasestr(v, "X-Hop"));
+	h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(response_headers)
+{
+	struct h_resp	r;
+	char		v[256];
+
+	get_ok(&r, "/rest/v1/headers?X-Custom=v1&Content-Range=0-9%2F100"
+	    "&Cache-Control=max-age%3D5&ETag=%22abc%22&Set-Cookie=a%3D1"
+	    "&Set-Cookie=b%3D2&Keep-Alive=timeout%3D5"
+	    "&Proxy-Connection=keep-alive&Upgrade=h2c&Connection=X-Resp-Hop"
+	    "&X-Resp-Hop=1", NULL);
+	ck_assert_str_eq(h_resp_header(&r, "X-Custom", v, sizeof(v)), "v1");
+	ck_assert_str_eq(h_resp_header(&r, "Content-Range", v, sizeof(v)),
+	    "0-9/100");
+	ck_assert_str_eq(h_resp_header(&r, "Cache-Control", v, sizeof(v)),
+	    "max-age=5");
+	ck_assert_str_eq(h_resp_header(&r, "ETag", v, sizeof(v)), "\"abc\"");
+	ck_assert_str_eq(h_resp_header(&r, "Content-Type", v, sizeof(v)),
+	    "application/json");
+	ck_assert_int_eq(h_resp_header_count(&r, "Set-Cookie"), 2);
+	ck_assert_int_eq(h_resp_header_count(&r, "Keep-Alive"), 0);
+	ck_assert_int_eq(h_resp_header_count(&r, "Proxy-Connection"), 0);
+	ck_assert_int_eq(h_resp_header_count(&r, "Upgrade"), 0);
+	ck_assert_msg(h_resp_header_count(&r, "X-Resp-Hop") == 0,
+	    "a header named in Connection was relayed");
+	ck_assert_str_eq(r.body, "{\"headers\":true}");
+	h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(status_codes)
+{
+	static const int codes[] = { 200, 201, 204, 301, 404, 409, 500 };
+	struct h_resp	r;
+	char		v[256];
+	size_t		i;
+
+	for (i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
+		ck_assert_int_eq(h_get(&r, gate.port,
+		    h_fmt("/rest/v1/status?code=%d", codes[i])), 0);
+		ck_assert_int_eq(r.status, codes[i]);
+		ck_assert_str_eq(h_resp_header(&r, "X-Fakeup", v, sizeof(v)),
+		    "1");
+		if (codes[i] == 204)
+			ck_assert_uint_eq(r.body_total, 0);
+		else
+			ck_assert_str_eq(r.body, h_fmt("{\"status\":%d,"
+			    "\"message\":\"fake status %d\"}", codes[i],
+			    codes[i]));
+		if (codes[i] == 301)
+			ck_assert_str_eq(h_resp_header(&r, "Location", v,
+			    sizeof(v)),
+			    "/rest/v1/status?code=200&from=redirect");
+		h_resp_free(&r);
+	}
+}
+END_TEST
+
+START_TEST(bodies_chunked_and_length)
+{
+	static unsigned char	body[60000];
+	struct pattern_sum	s = PATTERN_SUM_INIT;
+	struct h_opts		o = { .body = body, .body_len = sizeof(body),
+				    .has_body = 1 };
+	struct h_resp		r;
+	double			n, sum;
+	int			chunked;
+
+	pattern_fill(body, 7, sizeof(body));
+	pattern_sum_update(&s, body, sizeof(body));
+	for (chunked = 0; chunked < 2; chunked++) {
+		o.chunked = chunked;
+		ck_assert_int_eq(h_req(&r, gate.port, "POST",
+		    "/storage/v1/echo", &o), 0);
+		ck_assert_msg(r.status == 200, "chunked %d: %ld %s", chunked,
+		    r.status, r.body);
+		ck_assert_int_eq(h_json_num(r.body, "body_len", &n), 0);
+		ck_assert_int_eq(h_json_num(r.body, "sum", &sum), 0);
+		ck_assert_uint_eq((uint64_t)n, sizeof(body));
+		ck_assert_uint_eq((uint32_t)sum, pattern_sum_value(&s));
+		h_resp_free(&r);
+	}
+}
+END_TEST
+
+START_TEST(expect_100_continue)
+{
+	static struct h_raw_resp	rr;
+	static unsigned char		big[200000];
+	char				req[256];
+	struct h_opts			o = { .body = big,
+					    .body_len = sizeof(big),
+					    .has_body = 1, .expect100 = 1 };
+	struct h_resp			r;
+	double				n;
+	int				fd;
+
+	/* the interim 100 comes before we send the body */
+	snprintf(req, sizeof(req), "POST /rest/v1/echo HTTP/1.1\r\n"
+	    "Host: 127.0.0.1:%d\r\nContent-Type: text/plain\r\n"
+	    "Content-Length: 5\r\nExpect: 100-continue\r\n\r\n", gate.port);
+	fd = h_connect(gate.port);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(h_send_all(fd, req, strlen(req), 2000), 0);
+	ck_assert_int_eq(h_raw_read(fd, H_RAW_INTERIM, 5000, &rr), 100);
+	ck_assert_int_eq(h_send_all(fd, "hello", 5, 2000), 0);
+	memset(&rr, 0, offsetof(struct h_raw_resp, buf));
+	rr.len = 0;
+	ck_assert_int_eq(h_raw_read(fd, 0, 5000, &rr), 200);
+	ck_assert_ptr_nonnull(strstr(rr.body, "\"body\":\"hello\""));
+	close(fd);
+
+	/* and libcurl's own 100-continue dance */
+	memset(big, 'e', sizeof(big));
+	ck_assert_int_eq(h_req(&r, gate.port, "PUT", "/rest/v1/echo", &o), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_int_eq(h_json_num(r.body, "body_len", &n), 0);
+	ck_assert_uint_eq((uint64_t)n, sizeof(big));
+	ck_assert_int_eq(h_echo_hdr_count(r.body, "Expect"), 0);
+	h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(head_keeps_length)
+{
+	struct h_resp	r;
+	char		v[64];
+
+	ck_assert_int_eq(h_req(&r, gate.port, "HEAD",
+	    "/storage/v1/bytes?n=12345", NULL), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_uint_eq(r.body_total, 0);
+	ck_assert_ptr_nonnull(h_resp_header(&r, "Content-Length", v,
+	    sizeof(v)));
+	ck_assert_str_eq(v, "12345");
+	h_resp_free(&r);
+}
+END_TEST
+
+/* SSE: record in which write callback each event arrived */
+struct sse_rec {
+	char	buf[4096];
+	size_t	len;
+	int	calls;
+	int	first_call;	/* call that completed event 0 */
+	int	last_call;	/* call that completed the last event */
+};
+
+static size_t
+sse_write_cb(char *data, size_t size, size_t n, void *cls)
+{
+	struct sse_rec	*s = cls;
+	size_t		 len = size * n, keep;
+
+	s->calls++;
+	keep = sizeof(s->buf) - 1 - s->len;
+	if (keep > len)
+		keep = len;
+	memcpy(s->buf + s->len, data, keep);
+	s->len += keep;
+	s->buf[s->len] = '\0';
+	if (s->first_call == 0 && strstr(s->buf, "{\"event\":0}\n\n"))
+		s->first_call = s->calls;
+	if (s->last_call == 0 && strstr(s->buf, "{\"event\":3}\n\n"))
+		s->last_call = s->calls;
+	return len;
+}
+
+START_TEST(sse_incremental)
+{
+	static struct sse_rec	 s;
+	CURL			*c = curl_easy_init();
+	char			*ct = NULL;
+	long			 st = 0;
+
+	ck_assert_ptr_nonnull(c);
+	curl_easy_setopt(c, CURLOPT_URL, h_fmt("http://127.0.0.1:%d"
+	    "/functions/v1/sse?n=4&ms=300", gate.port));
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 20000L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sse_write_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &s);
+	ck_assert_int_eq(curl_easy_perform(c), CURLE_OK);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+	curl_easy_getinfo(c, CURLINFO_CONTENT_TYPE, &ct);
+	ck_assert_int_eq(st, 200);
+	ck_assert_ptr_nonnull(ct);
+	ck_assert_ptr_nonnull(strstr(ct, "text/event-stream"));
+	ck_assert_msg(s.first_call > 0 && s.last_call > 0, "events: %s",
+	    s.buf);
+	ck_assert_msg(s.first_call < s.last_call, "the first event arrived "
+	    "together with the last one (buffered): calls %d/%d",
+	    s.first_call, s.last_call);
+	curl_easy_cleanup(c);
+}
+END_TEST
+
+/* ---- per-service overrides ------------------------------------------- */
+
+START_TEST(override_strips_prefix)
+{
+	static const char *const map[][2] = {
+	    { "/rest/v1/todos", "/pgrst/todos" },
+	    { "/auth/v1/token", "/gotrue/token" },
+	    { "/storage/v1/object/public/b/a.txt",
+	      "/storage/object/public/b/a.txt" },
+	    { "/functions/v1/hello", "/fn/hello" },
+	    { "/graphql/v1", "/pgrst/rpc/graphql" },
+	};
+	struct h_resp	r;
+	char		v[256];
+	size_t		i;
+
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+		get_ok(&r, h_fmt("%s?q=%zu", map[i][0], i), NULL);
+		ck_assert_int_eq(h_json_str(r.body, "path", v, sizeof(v)), 0);
+		ck_assert_str_eq(v, map[i][1]);
+		ck_assert_int_eq(h_json_str(r.body, "query", v, sizeof(v)), 0);
+		ck_assert_str_eq(v, h_fmt("q=%zu", i));
+		h_resp_free(&r);
+	}
+	get_ok(&r, "/rest/v1/", NULL);
+	ck_assert_int_eq(h_json_str(r.body, "path", v, sizeof(v)), 0);
+	ck_assert_str_eq(v, "/pgrst/");
+	h_resp_free(&r);
+}
+END_TEST
+
+/* ---- credentials ----------------------------------------------------- */
+
+/* upstream must see exactly one apikey == key and Authorization == authz */
+static void
+creds_are(const char *target, const char *const *hdrs, const char *key,
+    const char *authz)
+{
+	struct h_resp	r;
+	char		v[1024];
+
+	get_ok(&r, target, hdrs);
+	ck_assert_msg(h_echo_hdr_count(r.body, "apikey") == 1,
+	    "%s: apikey count %d", target, h_echo_hdr_count(r.body, "apikey"));
+	h_echo_hdr(r.body, "apikey", 0, v, sizeof(v));
+	ck_assert_str_eq(v, key);
+	if (authz == NULL)
+		ck_assert_msg(h_echo_hdr_count(r.body, "Authorization") == 0,
+		    "%s: Authorization sent: %s", target, r.body);
+	else {
+		ck_assert_int_eq(h_echo_hdr_count(r.body, "Authorization"), 1);
+		h_echo_hdr(r.body, "Authorization", 0, v, sizeof(v));
+		ck_assert_str_eq(v, authz);
+	}
+	h_resp_free(&r);
+}
+
+START_TEST(anon_legacy_credentials)
+{
+	const char	*bearer = h_fmt("Bearer %s", h_keys.anon);
+	const char	*user = h_fmt("Bearer %s", h_keys.user);
+	const char	*h_none[] = { NULL };
+	const char	*h_ph[] = { "apikey: placeholder",
+			    "Authorization: Bearer placeholder", NULL };
+	const char	*h_own[] = { h_fmt("apikey: %s", h_keys.anon),
+			    h_fmt("Authorization: Bearer %s", h_keys.anon),
+			    NULL };
+	const char	*h_dup[] = { "apikey: one", "apikey: two", NULL };
+	const char	*h_user[] = { "apikey: placeholder",
+			    h_fmt("Authorization: %s", user), NULL };
+	const char	*h_svc[] = { h_fmt("Authorization: Bearer %s",
+			    h_keys.service), NULL };
+
+	creds_are("/rest/v1/echo?c=none", h_none, h_keys.anon, bearer);
+	creds_are("/rest/v1/echo?c=ph", h_ph, h_keys.anon, bearer);
+	creds_are("/rest/v1/echo?c=own", h_own, h_keys.anon, bearer);
+	creds_are("/rest/v1/echo?c=dup", h_dup, h_keys.anon, bearer);
+	creds_are("/auth/v1/echo?c=user", h_user, h_keys.anon, user);
+	/* an API key that is not ours is not a user token: replaced */
+	creds_are("/rest/v1/echo?c=svc", h_svc, h_keys.anon, bearer);
+}
+END_TEST
+
+START_TEST(query_apikey_removed)
+{
+	struct h_resp	r;
+	char		v[4096], q[4096];
+	size_t		len = 0;
+	int		i;
+
+	get_ok(&r, h_fmt("/rest/v1/echo?apikey=%s&select=*&apikey=two",
+	    h_keys.user2), NULL);
+	ck_assert_int_eq(h_json_str(r.body, "query", v, sizeof(v)), 0);
+	ck_assert_str_eq(v, "select=*");
+	ck_assert_int_eq(h_echo_hdr_count(r.body, "apikey"), 1);
+	h_echo_hdr(r.body, "apikey", 0, v, sizeof(v));
+	ck_assert_str_eq(v, h_keys.anon);
+	h_resp_free(&r);
+
+	get_ok(&r, "/rest/v1/echo?apikey=only", NULL);
+	ck_assert_int_eq(h_json_str(r.body, "query", v, sizeof(v)), 0);
+	ck_assert_str_eq(v, "");
+	h_resp_free(&r);
+
+	len = (size_t)snprintf(q, sizeof(q), "/rest/v1/echo?a=1");
+	for (i = 0; i < 60; i++)
+		len += (size_t)snprintf(q + len, sizeof(q) - len,
+		    "&apikey=k%d", i);
+	snprintf(q + len, sizeof(q) - len, "&b=2");
+	get_ok(&r, q, NULL);
+	ck_assert_int_eq(h_json_str(r.body, "query", v, sizeof(v)), 0);
+	ck_assert_str_eq(v, "a=1&b=2");
+	ck_assert_int_eq(h_echo_hdr_count(r.body, "apikey"), 1);
+	h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(user_agent_is_ours)
+{
+	static const char *const hdrs[] = { "User-Agent: evil/1.0", NULL };
+	struct h_resp	r;
+	char		v[256];
+
+	get_ok(&r, "/rest/v1/echo", hdrs);
+	ck_assert_int_eq(h_echo_hdr_count(r.body, "User-Agent"), 1);
+	h_echo_hdr(r.body, "User-Agent", 0, v, sizeof(v));
+	ck_assert_msg(strncmp(v, "supagate/", 9) == 0, "User-Agent %s", v);
+	h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(log_is_redacted)
+{
+	const char	*hdrs[] = { h_fmt("Authorization: Bearer %s",
+			    h_keys.user), NULL };
+	struct h_resp	 r;
+	char		*log;
+
+	get_ok(&r, h_fmt("/rest/v1/echo?apikey=%s&select=id", h_keys.user2),
+	    hdrs);
+	h_resp_free(&r);
+	get_ok(&r, "/_supagate/health", NULL);	/* flush ordering */
+	h_resp_free(&r);
+	log = h_slurp(gate.log, NULL);
+	ck_assert_ptr_nonnull(log);
+	ck_assert_msg(strstr(log, "[redacted]") != NULL,
+	    "no [redacted] in the log");
+	ck_assert_msg(strstr(log, h_keys.anon) == NULL, "anon key logged");
+	ck_assert_msg(strstr(log, h_keys.user) == NULL, "user token logged");
+	ck_assert_msg(strstr(log, h_keys.user2) == NULL, "query key logged");
+	ck_assert_msg(strstr(log, strrchr(h_keys.anon, '.')) == NULL,
+	    "anon key signature logged");
+	free(log);
+}
+END_TEST
+
+START_TEST(replace_user_token)
+{
+	const char	*h_user[] = { h_fmt("Authorization: Bearer %s",
+			    h_keys.user), NULL };
+
+	creds_are("/rest/v1/echo", h_user, h_keys.anon,
+	    h_fmt("Bearer %s", h_keys.anon));
+}
+END_TEST
+
+START_TEST(publishable_key)
+{
+	const char	*h_none[] = { NULL };
+	const char	*h_pub[] = { h_fmt("apikey: %s", h_keys.publishable),
+			    h_fmt("Authorization: Bearer %s",
+			    h_keys.publishable), NULL };
+	const char	*h_user[] = { h_fmt("Authorization: Bearer %s",
+			    h_keys.user), NULL };
+	const char	*h_ph[] = { "Authorization: Bearer placeholder",
+			    NULL };
+
+	creds_are("/rest/v1/echo", h_none, h_keys.publishable, NULL);
+	creds_are("/rest/v1/echo", h_pub, h_keys.publishable, NULL);
+	creds_are("/rest/v1/echo", h_ph, h_keys.publishable, NULL);
+	creds_are("/rest/v1/echo", h_user, h_keys.publishable,
+	    h_fmt("Bearer %s", h_keys.user));
+}
+END_TEST
+
+START_TEST(service_expose)
+{
+	static const char *const bad[][2] = {
+	    { "POST", "/rest/v1/todos" },
+	    { "DELETE", "/rest/v1/todos?id=eq.1" },
+	    { "GET", "/rest/v1/secrets" },
+	    { "GET", "/rest/v1/todosx" },
+	    { "GET", "/auth/v1/admin/users" },
+	    { "GET", "/storage/v1/bucket" },
+	    { "POST", "/functions/v1/hello" },
+	    { "GET", "/rest/v1/rpc/echo" },
+	};
+	struct h_opts	o = { .body = "{}", .body_len = 2 };
+	struct h_resp	r;
+	size_t		i;
+
+	creds_are("/rest/v1/todos?select=*", NULL, h_keys.service,
+	    h_fmt("Bearer %s", h_keys.service));
+	o.has_body = 1;
+	ck_assert_int_eq(h_req(&r, gate.port, "POST", "/rest/v1/rpc/echo",
+	    &o), 0);
+	ck_assert_int_eq(r.status, 200);
+	h_resp_free(&r);
+	ck_assert_int_eq(h_get(&r, up.port, "/_fake/reset"), 0);
+	h_resp_free(&r);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		o.has_body = strcmp(bad[i][0], "POST") == 0;
+		ck_assert_int_eq(h_req(&r, gate.port, bad[i][0], bad[i][1],
+		    &o), 0);
+		ck_assert_msg(h_is_error(&r, 403, "forbidden") == 0,
+		    "%s %s: %ld %s", bad[i][0], bad[i][1], r.status, r.body);
+		h_resp_free(&r);
+	}
+	ck_assert_int_eq(h_get(&r, up.port, "/_fake/log"), 0);
+	ck_assert_str_eq(r.body, "[]");		/* nothing reached upstream */
+	h_resp_free(&r);
+}
+END_TEST
+
+/* ---- errors ---------------------------------------------------------- */
+
+START_TEST(upstream_down_502)
+{
+	struct h_resp	r;
+
+	ck_assert_int_eq(h_get(&r, gate.port, "/rest/v1/echo"), 0);
+	ck_assert(h_is_error(&r, 502, "upstream_unavailable") == 0);
+	h_resp_free(&r);
+	ck_assert_int_eq(h_get(&r, gate.port, "/storage/v1/object/x"), 0);
+	ck_assert(h_is_error(&r, 502, "upstream_unavailable") == 0);
+	h_resp_free(&r);
+	ck_assert(h_alive(&gate));
+}
+END_TEST
+
+START_TEST(upstream_timeout_504)
+{
+	struct h_resp	r;
+
+	ck_assert_int_eq(h_get(&r, gate.port, "/rest/v1/hang"), 0);
+	ck_assert(h_is_error(&r, 504, "upstream_timeout") == 0);
+	h_resp_free(&r);
+	get_ok(&r, "/rest/v1/echo", NULL);
+	h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(host_check)
+{
+	static const char *const good[] = { "localhost", "127.0.0.1",
+	    "supagate.local:8787", "supagate.local" };
+	static const char *const bad[] = { "evil.example.com",
+	    "localhost.evil.example", "127.0.0.2", "supagate.local.evil" };
+	struct h_opts	o;
+	struct h_resp	r;
+	size_t		i;
+
+	memset(&o, 0, sizeof(o));
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		o.host = good[i];
+		ck_assert_int_eq(h_req(&r, gate.port, "GET", "/rest/v1/echo",
+		    &o), 0);
+		ck_assert_msg(r.status == 200, "Host %s: %ld", good[i],
+		    r.status);
+		h_resp_free(&r);
+	}
+	o.host = h_fmt("localhost:%d", gate.port);
+	ck_assert_int_eq(h_req(&r, gate.port, "GET", "/rest/v1/echo", &o), 0);
+	ck_assert_int_eq(r.status, 200);
+	h_resp_free(&r);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		o.host = bad[i];
+		ck_assert_int_eq(h_req(&r, gate.port, "GET", "/rest/v1/echo",
+		    &o), 0);
+		ck_assert_msg(h_is_error(&r, 403, "forbidden_host") == 0,
+		    "Host %s: %ld", bad[i], r.status);
+		h_resp_free(&r);
+	}
+}
+END_TEST
+
+START_TEST(origin_check)
+{
+	static const char *const evil[] = { "Origin: http://evil.example",
+	    NULL };
+	static const char *const evil_pre[] = { "Origin: http://evil.example",
+	    "Access-Control-Request-Method: POST", NULL };
+	static const char *const good[] = { "Origin: http://localhost:3000",
+	    NULL };
+	static const char *const good_pre[] = {
+	    "Origin: http://localhost:3000",
+	    "Access-Control-Request-Method: POST",
+	    "Access-Control-Request-Headers: apikey, content-type", NULL };
+	struct h_opts	o = { .hdrs = evil };
+	struct h_resp	r;
+	char		v[256];
+
+	ck_assert_int_eq(h_req(&r, gate.port, "GET", "/rest/v1/echo", &o), 0);
+	ck_assert(h_is_error(&r, 403, "forbidden_origin") == 0);
+	h_resp_free(&r);
+	o.hdrs = evil_pre;
+	ck_assert_int_eq(h_req(&r, gate.port, "OPTIONS", "/rest/v1/echo", &o),
+	    0);
+	ck_assert(h_is_error(&r, 403, "forbidden_origin") == 0);
+	h_resp_free(&r);
+
+	o.hdrs = good;
+	ck_assert_int_eq(h_req(&r, gate.port, "GET", "/rest/v1/echo", &o), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_str_eq(h_json_str(r.body, "path", v, sizeof(v)) == 0 ? v :
+	    "", "/rest/v1/echo");
+	ck_assert_ptr_nonnull(h_resp_header(&r, "Access-Control-Allow-Origin",
+	    v, sizeof(v)));
+	ck_assert_str_eq(v, "http://localhost:3000");
+	h_resp_free(&r);
+	o.hdrs = good_pre;
+	ck_assert_int_eq(h_req(&r, gate.port, "OPTIONS", "/rest/v1/echo", &o),
+	    0);
+	ck_assert_msg(r.status == 200 || r.status == 204, "preflight %ld",
+	    r.status);
+	ck_assert_ptr_nonnull(h_resp_header(&r, "Access-Control-Allow-Origin",
+	    v, sizeof(v)));
+	ck_assert_str_eq(v, "http://localhost:3000");
+	h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(body_too_large_413)
+{
+	static char	body[2000];
+	struct h_opts	o = { .body = body, .body_len = sizeof(body),
+			    .has_body = 1 };
+	struct h_resp	r;
+	double		n;
+
+	memset(body, 'b', sizeof(body));
+	ck_assert_int_eq(h_get(&r, up.port, "/_fake/reset"), 0);
+	h_resp_free(&r);
+	ck_assert_int_eq(h_req(&r, gate.port, "POST", "/rest/v1/sink?t=cl413",
+	    &o), 0);
+	ck_assert(h_is_error(&r, 413, "payload_too_large") == 0);
+	h_resp_free(&r);
+	ck_assert_int_eq(h_get(&r, up.port, "/_fake/log"), 0);
+	ck_assert_msg(strstr(r.body, "cl413") == NULL,
+	    "a declared oversized body reached upstream");
+	h_resp_free(&r);
+
+	o.chunked = 1;
+	ck_assert_int_eq(h_req(&r, gate.port, "POST", "/rest/v1/sink?t=ch413",
+	    &o), 0);
+	ck_assert(h_is_error(&r, 413, "payload_too_large") == 0);
+	h_resp_free(&r);
+
+	o.chunked = 0;
+	o.body_len = 1000;
+	ck_assert_int_eq(h_req(&r, gate.port, "POST", "/rest/v1/sink", &o), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_int_eq(h_json_num(r.body, "bytes", &n), 0);
+	ck_assert_int_eq((int)n, 1000);
+	h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(headers_too_large_431)
+{
+	static char	big[12000];
+	const char	*hdrs[] = { big, NULL };
+	struct h_opts	o = { .hdrs = hdrs };
+	struct h_resp	r;
+
+	memcpy(big, "X-Big: ", 7);
+	memset(big + 7, 'h', sizeof(big) - 8);
+	big[sizeof(big) - 1] = '\0';
+	ck_assert_int_eq(h_req(&r, gate.port, "GET", "/rest/v1/echo", &o), 0);
+	ck_assert(h_is_error(&r, 431, "headers_too_large") == 0);
+	h_resp_free(&r);
+	get_ok(&r, "/rest/v1/echo", NULL);
+	h_resp_free(&r);
+}
+END_TEST
+
+/* hold n connections with a slow request in flight on each */
+static void
+hold(int *fds, int n)
+{
+	const char	*req = "GET /rest/v1/delay?ms=4000 HTTP/1.1\r\n"
+			    "Host: 127.0.0.1\r\n\r\n";
+	int		 i;
+
+	for (i = 0; i < n; i++) {
+		fds[i] = h_connect(gate.port);
+		ck_assert_int_ge(fds[i], 0);
+		ck_assert_int_eq(h_send_all(fds[i], req, strlen(req), 2000),
+		    0);
+	}
+}
+
+static void
+overload_then_recover(void)
+{
+	struct h_resp	r;
+	char		v[64];
+	int		fds[2], i, ok = 0;
+
+	hold(fds, 2);
+	ck_assert_int_eq(h_get(&r, gate.port, "/rest/v1/echo"), 0);
+	ck_assert(h_is_error(&r, 503, "overloaded") == 0);
+	ck_assert_ptr_nonnull(h_resp_header(&r, "Retry-After", v, sizeof(v)));
+	ck_assert_msg(atoi(v) >= 1, "Retry-After: %s", v);
+	h_resp_free(&r);
+	close(fds[0]);
+	close(fds[1]);
+	for (i = 0; i < 100 && !ok; i++) {	/* closes are seen async */
+		ok = h_get(&r, gate.port, "/rest/v1/echo") == 0 &&
+		    r.status == 200;
+		h_resp_free(&r);
+		if (!ok)
+			h_sleep_ms(50);
+	}
+	ck_assert_msg(ok, "no recovery after the held connections closed");
+}
+
+START_TEST(per_peer_limit_503)
+{
+	overload_then_recover();
+}
+END_TEST
+
+START_TEST(connection_limit_503)
+{
+	overload_then_recover();
+}
+END_TEST
+
+/* ---- admin ----------------------------------------------------------- */
+
+START_TEST(health_and_metrics)
+{
+	struct h_resp	r;
+	char		v[64];
+	double		before = 0, after = 0, x;
+	int		i;
+
+	get_ok(&r, "/_supagate/health", NULL);
+	ck_assert_int_eq(h_json_str(r.body, "status", v, sizeof(v)), 0);
+	ck_assert_str_eq(v, "ok");
+	ck_assert_ptr_nonnull(h_resp_header(&r, "Content-Type", v, sizeof(v)));
+	ck_assert_ptr_nonnull(strstr(v, "json"));
+	h_resp_free(&r);
+
+	get_ok(&r, "/_supagate/metrics", NULL);
+	ck_assert_ptr_nonnull(h_resp_header(&r, "Content-Type", v, sizeof(v)));
+	ck_assert_ptr_nonnull(strstr(v, "text/plain"));
+	if (h_metric_in(r.body, "supagate_requests_total",
+	    "route=rest,status=200", &x) == 0)
+		before = x;
+	h_resp_free(&r);
+	get_ok(&r, "/rest/v1/echo?m=1", NULL);
+	h_resp_free(&r);
+	for (i = 0; i < 40; i++) {
+		if (h_metric(gate.port, "supagate_requests_total",
+		    "route=rest,status=200", &after) == 0 && after >= before + 1)
+			break;
+		h_sleep_ms(50);
+	}
+	ck_assert_msg(after == before + 1, "requests_total %g -> %g", before,
+	    after);
+
+	get_ok(&r, "/_supagate/metrics", NULL);
+	ck_assert_int_eq(h_metric_in(r.body, "supagate_inflight_requests",
+	    NULL, &x), 0);
+	ck_assert_ptr_nonnull(strstr(r.body,
+	    "\nsupagate_upstream_duration_seconds_bucket{"));
+	ck_assert_ptr_nonnull(strstr(r.body, "le=\"+Inf\"}"));
+	ck_assert_int_eq(h_metric_in(r.body, "supagate_bytes_total",
+	    "direction=upstream", &x), 0);
+	ck_assert_int_eq(h_metric_in(r.body, "supagate_bytes_total",
+	    "direction=client", &x), 0);
+	ck_assert(x > 0);
+	ck_assert_ptr_nonnull(strstr(r.body, "# TYPE supagate_requests_total "
+	    "counter"));
+	h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(errors_are_counted)
+{
+	struct h_resp	 r;
+	const char	*at;
+	int		 i, seen = 0;
+
+	for (i = 0; i < 40 && !seen; i++) {
+		ck_assert_int_eq(h_get(&r, gate.port, "/_supagate/metrics"), 0);
+		for (at = r.body; (at = strstr(at,
+		    "supagate_upstream_errors_total{")) != NULL; at++) {
+			const char *eol = strchr(at, '\n');
+			const char *sp = eol ? memchr(at, '}', (size_t)(eol -
+			    at)) : NULL;
+
+			if (sp != NULL && memmem(at, (size_t)(sp - at),
+			    "route=\"rest\"", 12) != NULL &&
+			    strtod(sp + 1, NULL) >= 1)
+				seen = 1;
+		}
+		h_resp_free(&r);
+		if (!seen)
+			h_sleep_ms(50);
+	}
+	ck_assert_msg(seen, "no supagate_upstream_errors_total{route=\"rest\"}");
+}
+END_TEST
+
+static TCase *
+tc(Suite *s, const char *name, void (*fx)(void), int timeout)
+{
+	TCase	*t = tcase_create(name);
+
+	tcase_add_unchecked_fixture(t, fx, gate_down);
+	tcase_set_timeout(t, timeout);
+	suite_add_tcase(s, t);
+	return t;
+}
+
+static Suite *
+suite(void)
+{
+	Suite	*s = suite_create("proxy");
+	TCase	*t;
+
+	t = tc(s, "forward", fx_base, 60);
+	tcase_add_test(t, methods_each_route);
+	tcase_add_test(t, graphql_base_mapping);
+	tcase_add_test(t, query_byte_for_byte);
+	tcase_add_test(t, request_headers);
+	tcase_add_test(t, response_headers);
+	tcase_add_test(t, status_codes);
+	tcase_add_test(t, bodies_chunked_and_length);
+	tcase_add_test(t, expect_100_continue);
+	tcase_add_test(t, head_keeps_length);
+	tcase_add_test(t, sse_incremental);
+	tcase_add_test(t, anon_legacy_credentials);
+	tcase_add_test(t, query_apikey_removed);
+	tcase_add_test(t, user_agent_is_ours);
+	tcase_add_test(t, log_is_redacted);
+	tcase_add_test(t, health_and_metrics);
+	tcase_add_test(t, survives);
+
+	t = tc(s, "override", fx_override, 30);
+	tcase_add_test(t, override_strips_prefix);
+	tcase_add_test(t, survives);
+
+	t = tc(s, "replace", fx_replace, 30);
+	tcase_add_test(t, replace_user_token);
+
+	t = tc(s, "publishable", fx_publishable, 30);
+	tcase_add_test(t, publishable_key);
+
+	t = tc(s, "service", fx_service, 30);
+	tcase_add_test(t, service_expose);
+	tcase_add_test(t, survives);
+
+	t = tc(s, "down", fx_down, 30);
+	tcase_add_test(t, upstream_down_502);
+	tcase_add_test(t, errors_are_counted);
+
+	t = tc(s, "limits", fx_limits, 60);
+	tcase_add_test(t, upstream_timeout_504);
+	tcase_add_test(t, errors_are_counted);
+	tcase_add_test(t, host_check);
+	tcase_add_test(t, origin_check);
+	tcase_add_test(t, body_too_large_413);
+	tcase_add_test(t, headers_too_large_431);
+	tcase_add_test(t, survives);
+
+	t = tc(s, "per_peer", fx_conns, 60);
+	tcase_add_test(t, per_peer_limit_503);
+	tcase_add_test(t, survives);
+
+	t = tc(s, "max_connections", fx_maxconns, 60);
+	tcase_add_test(t, connection_limit_503);
+	tcase_add_test(t, survives);
+	return s;
+}
+
+/* a loopback port with nothing listening */
+static int
+unused_port(void)
+{
+	struct sockaddr_in	sin;
+	socklen_t		len = sizeof(sin);
+	int			fd, port;
+
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd == -1 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
+		return 9;	/* discard: never listened on in tests */
+	port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+int
+main(void)
+{
+	SRunner	*sr;
+	int	 failed;
+
+	h_init();
+	dead_port = unused_port();
+	gate.pid = -1;
+	if (h_fakeup_start(&up) == -1)
+		return EXIT_FAILURE;
+	sr = srunner_create(suite());
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	h_stop(&up, 5000, NULL);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
