@@ -191,6 +191,7 @@ main(int argc, char *argv[])
 
 	evloop_run();
 
+	proxy_abort_all();
 	server_teardown();
 	proxy_teardown();
 	upstream_teardown();

@@ -55,6 +55,25 @@ proxy_teardown(void)
 }
 
 void
+proxy_abort_all(void)
+{
+	struct request	*r;
+
+	for (r = active; r != NULL; r = r->next) {
+		if (r->xfer != NULL) {
+			upstream_abort(r->xfer);
+			r->xfer = NULL;
+			r->up_over = 1;
+			r->up_result = UPSTREAM_ERR_ABORTED;
+			if (!r->head_ready && !r->is_error)
+				proxy_error(r, 503, "overloaded",
+				    "supagate is shutting down");
+		}
+		server_wake(r);
+	}
+}
+
+void
 proxy_set_conf(struct conf *c)
 {
 	struct conf	*old = cur_conf;

@@ -99,6 +99,8 @@ void proxy_error(struct request *, int status, const char *code,
 size_t proxy_inflight(void);
 /* enforce upstream idle timeouts; called periodically */
 void proxy_sweep(int64_t now_ms);
+/* shutting down: stop every upstream transfer and wake every client */
+void proxy_abort_all(void);
 /* the effective configuration for new requests */
 void proxy_set_conf(struct conf *);
 struct conf *proxy_conf(void);
