@@ -833,7 +833,8 @@ proxy_body(struct request *r, const char *p, size_t *n)
 			r->xfer = NULL;
 		}
 		r->up_over = 1;
-		return PROXY_RESPOND;
+		/* the server drains the rest of the body, then answers */
+		return PROXY_CONTINUE;
 	}
 	took = ring_put(&r->reqbuf, p, *n);
 	r->body_seen += took;

@@ -20,6 +20,7 @@
 #include "evloop.h"
 #include "log.h"
 #include "metrics.h"
+#include "policy.h"
 #include "proxy.h"
 #include "server.h"
 
@@ -27,6 +28,7 @@
 #define SERVER_BLOCK		(64 * 1024)
 #define SERVER_CLIENT_TIMEOUT_S	60
 #define SERVER_CONN_HEADROOM	64
+#define SERVER_DISCARD_MAX	(8 * 1024 * 1024)
 
 /* the server's half of a request */
 struct sreq {
@@ -37,6 +39,7 @@ struct sreq {
 	int			 begun;
 	int			 body_ended;
 	int			 suspended;
+	uint64_t		 discarded;	/* body bytes dropped */
 };
 
 /* open connections per client address, for max-connections-per-peer */
@@ -317,14 +320,38 @@ head_length(const char *p)
 	return MHD_SIZE_UNKNOWN;
 }
 
+/* the value of header name in a block of "Name: value\r\n" lines */
+static char *
+head_value(const char *p, const char *name)
+{
+	const char	*eol, *v;
+	size_t		 n = strlen(name), len;
+
+	for (; *p != '\0'; p = eol + (*eol != '\0')) {
+		eol = strchr(p, '\n');
+		if (eol == NULL)
+			eol = p + strlen(p);
+		if (strncasecmp(p, name, n) != 0 || p[n] != ':')
+			continue;
+		for (v = p + n + 1; *v == ' ' || *v == '\t'; v++)
+			;
+		for (len = eol - v; len > 0 && (v[len - 1] == '\r' ||
+		    v[len - 1] == ' '); len--)
+			;
+		return strndup(v, len);
+	}
+	return NULL;
+}
+
 /* copy "Name: value\r\n" lines onto the response, minus hop-by-hop ones */
 static int
 add_head(struct MHD_Response *resp, const char *p)
 {
-	char		 name[256], *value, *line;
+	char		 name[256], *value, *line, *connection;
 	const char	*eol, *colon;
 	size_t		 nlen, llen;
 
+	connection = head_value(p, "Connection");
 	for (; *p != '\0'; p = eol + (*eol != '\0')) {
 		eol = strchr(p, '\n');
 		if (eol == NULL)
@@ -341,16 +368,20 @@ add_head(struct MHD_Response *resp, const char *p)
 			continue;
 		memcpy(name, p, nlen);
 		name[nlen] = '\0';
-		if (policy_drop_response_header(name))
+		if (policy_drop_response_header(name) || (connection != NULL &&
+		    policy_connection_lists(connection, name)))
 			continue;
-		if ((line = strndup(colon + 1, llen - nlen - 1)) == NULL)
+		if ((line = strndup(colon + 1, llen - nlen - 1)) == NULL) {
+			free(connection);
 			return -1;
+		}
 		for (value = line; *value == ' ' || *value == '\t'; value++)
 			;
 		if (MHD_add_response_header(resp, name, value) != MHD_YES)
 			log_debug("%s: header %s refused", __func__, name);
 		free(line);
 	}
+	free(connection);
 	return 0;
 }
 
@@ -421,12 +452,22 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 			return respond(s);
 		return MHD_YES;
 	}
+	if (*upload_data_size > 0 && s->r->is_error) {
+		/*
+		 * The answer is settled (413 mid-upload, upstream gone):
+		 * read and drop the rest so the client sees the answer, up
+		 * to a bound, then answer and close (nginx's lingering close).
+		 */
+		s->discarded += *upload_data_size;
+		*upload_data_size = 0;
+		if (s->discarded > SERVER_DISCARD_MAX)
+			return respond(s);
+		return MHD_YES;
+	}
 	if (*upload_data_size > 0) {
 		n = *upload_data_size;
 		next = proxy_body(s->r, upload_data, &n);
 		*upload_data_size -= n;
-		if (next == PROXY_RESPOND)
-			return respond(s);
 		if (next == PROXY_WAIT)
 			suspend(s);
 		return MHD_YES;
