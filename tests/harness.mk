@@ -17,8 +17,8 @@ HARNESS_LIBS = $(SUPAGATE_LIBS) $(CHECK_LIBS) $(CURL_LIBS) $(CJSON_LIBS) \
 
 if HAVE_CHECK
 check_PROGRAMS += tests/harness/fakeup tests/check_harness \
-	tests/check_proxy
-TESTS += tests/check_harness tests/check_proxy
+	tests/check_proxy tests/check_stream
+TESTS += tests/check_harness tests/check_proxy tests/check_stream
 endif
 
 tests_harness_fakeup_SOURCES = tests/harness/fakeup.c tests/harness/pattern.h
@@ -34,3 +34,8 @@ tests_check_proxy_SOURCES = tests/check_proxy.c $(HARNESS_SRC)
 tests_check_proxy_CPPFLAGS = $(HARNESS_CPPFLAGS)
 tests_check_proxy_CFLAGS = $(HARNESS_CFLAGS)
 tests_check_proxy_LDADD = $(HARNESS_LIBS)
+
+tests_check_stream_SOURCES = tests/check_stream.c $(HARNESS_SRC)
+tests_check_stream_CPPFLAGS = $(HARNESS_CPPFLAGS)
+tests_check_stream_CFLAGS = $(HARNESS_CFLAGS)
+tests_check_stream_LDADD = $(HARNESS_LIBS)
