@@ -17,8 +17,9 @@ HARNESS_LIBS = $(SUPAGATE_LIBS) $(CHECK_LIBS) $(CURL_LIBS) $(CJSON_LIBS) \
 
 if HAVE_CHECK
 check_PROGRAMS += tests/harness/fakeup tests/check_harness \
-	tests/check_proxy tests/check_stream
-TESTS += tests/check_harness tests/check_proxy tests/check_stream
+	tests/check_proxy tests/check_stream tests/check_badinput
+TESTS += tests/check_harness tests/check_proxy tests/check_stream \
+	tests/check_badinput
 endif
 
 tests_harness_fakeup_SOURCES = tests/harness/fakeup.c tests/harness/pattern.h
@@ -39,3 +40,8 @@ tests_check_stream_SOURCES = tests/check_stream.c $(HARNESS_SRC)
 tests_check_stream_CPPFLAGS = $(HARNESS_CPPFLAGS)
 tests_check_stream_CFLAGS = $(HARNESS_CFLAGS)
 tests_check_stream_LDADD = $(HARNESS_LIBS)
+
+tests_check_badinput_SOURCES = tests/check_badinput.c $(HARNESS_SRC)
+tests_check_badinput_CPPFLAGS = $(HARNESS_CPPFLAGS)
+tests_check_badinput_CFLAGS = $(HARNESS_CFLAGS)
+tests_check_badinput_LDADD = $(HARNESS_LIBS)
