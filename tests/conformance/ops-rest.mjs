@@ -104,6 +104,9 @@ const usr = (name, build, expect = ok) => ({
 export const restUserOps = [
   usr('select as user (RLS: own rows)', (s) => s.from('todos').select('*'), all(ok, rows(0))),
   usr('insert as user', (s) => s.from('todos').insert({ id: 500, task: 'conformance' }).select('id, task, done, user_id'), all(ok, rows(1))),
+  usr('select as user after insert', (s) => s.from('todos').select('id, task'), all(ok, rows(1))),
+  // Same request as anon: a cache must not answer it with the user's rows.
+  sel('select todos as anon after the user\'s insert', (s) => s.from('todos').select('id, task'), all(ok, rows(0))),
   usr('update as user', (s) => s.from('todos').update({ done: true }).eq('id', 500).select('id, done'), all(ok, rows(1))),
   usr('rpc whoami (user)', (s) => s.rpc('whoami'), all(ok, (v) => (v.data && v.data.role === 'authenticated' ? null : `expected role authenticated: ${JSON.stringify(v.data)}`))),
   usr('update other user\'s row (RLS: none)', (s) => s.from('todos').update({ done: true }).eq('id', 3).select(), all(ok, rows(0))),

@@ -116,6 +116,12 @@ export const storageOps = [
 
   op('remove', async (c) => st(await b(c).remove(['folder/copy.txt', 'folder/up.txt', 'folder/none.txt'])),
     all(ok, (v) => (Array.isArray(v.data) && v.data.length === 2 ? null : `expected 2 removed: ${JSON.stringify(v.data)}`))),
+  op('createSignedUrl of a removed object fetched (error)', async (c) => fetchDesc(c.s.signedMany[1]),
+    (v) => (v.status >= 400 ? null : `removed object still served: ${v.status}`)),
+  op('createSignedUrl again, fetched', async (c) => {
+    const r = await b(c).createSignedUrl('folder/moved.txt', 60);
+    return { result: await st(r), fetched: r.data ? await fetchDesc(r.data.signedUrl) : null };
+  }, (v) => (v.fetched && v.fetched.status === 200 ? null : `not served: ${JSON.stringify(v)}`)),
   op('list after remove', async (c) => st(await b(c).list('folder'))),
   op('deleteBucket (error: not empty)', async (c) => st(await c.s.user.storage.deleteBucket(PUB)), errCode('409')),
   op('emptyBucket', async (c) => st(await c.s.user.storage.emptyBucket(PUB))),

@@ -237,7 +237,12 @@ if (env.log && existsSync(env.log)) {
   check('supagate log has no key or JWT secret', leaked.length ? `supagate's log contains the ${leaked.join(', ')}` : null);
   const tokens = [...proxy.ctx.tokens].filter((t) => log.includes(t));
   check('supagate log has no user token', tokens.length ? `supagate's log contains ${tokens.length} access/refresh token(s) of signed-in users` : null);
-  check('supagate log is not empty (access lines)', log.trim().length ? null : 'supagate logged nothing');
+  // One access line per request: every response the proxy-side client got
+  // came from supagate and was logged.
+  const accessLines = log.split('\n').filter((l) => /^supagate: \d+ [A-Z]+ \/\S* \d{3} /.test(l)).length;
+  const requests = proxy.results.reduce((n, r) => n + r.received.length, 0);
+  check('supagate logged every request (access lines)', accessLines >= requests && requests > 0
+    ? null : `${requests} responses from supagate, ${accessLines} access lines in its log`);
 } else {
   check('supagate log scanned', env.log ? `${env.log} does not exist` : 'SUPAGATE_LOG not set');
 }
