@@ -22,6 +22,7 @@
 #include <check.h>
 #include <cJSON.h>
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -260,6 +261,8 @@ hdr(const struct h_resp *r, const char *name)
 
 	return h_resp_header(r, name, b, 1024) != NULL ? b : "(none)";
 }
+
+static const char *base_conf(const char *);
 
 /* ---- REST through supagate and directly ------------------------------ */
 
@@ -764,6 +767,95 @@ START_TEST(fn_sse)
 }
 END_TEST
 
+/* the first event reaches the client before the function sends the next */
+START_TEST(fn_sse_streams)
+{
+	struct pollfd	 pfd;
+	char		 buf[8192];
+	size_t		 len = 0;
+	ssize_t		 n;
+	int64_t		 deadline;
+	int		 fd;
+	const char	*req = "GET /functions/v1/sse?count=2&interval=4000 "
+	    "HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+
+	fd = h_connect(g_anon.port);
+	ck_assert(fd != -1);
+	ck_assert(h_send_all(fd, req, strlen(req), 5000) == 0);
+	buf[0] = '\0';
+	deadline = h_now_ms() + 3000;	/* well before event 2 at 4 s */
+	while (strstr(buf, "id: 1\n") == NULL && len < sizeof(buf) - 1 &&
+	    h_now_ms() < deadline) {
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		if ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) <= 0)
+			break;
+		len += (size_t)n;
+		buf[len] = '\0';
+	}
+	close(fd);
+	ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0 &&
+	    strstr(buf, "id: 1\n") != NULL && strstr(buf, "id: 2\n") == NULL,
+	    "the first event did not arrive on its own (buffered?): %s", buf);
+}
+END_TEST
+
+/*
+ * A client that leaves in the middle of an event stream ends the request:
+ * supagate stops the upstream transfer instead of holding it until the
+ * function next writes (an idle stream might never write again).
+ */
+START_TEST(fn_sse_client_gone)
+{
+	char		 buf[4096];
+	size_t		 len = 0;
+	ssize_t		 n;
+	int64_t		 deadline;
+	double		 v = -1;
+	int		 fd;
+	const char	*req = "GET /functions/v1/sse?count=2&interval=20000 "
+	    "HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+	struct h_proc	 g;
+
+	/* a supagate of its own: nothing else in flight there */
+	ck_assert_msg(h_gate_start(&g, base_conf(rest_url), 0, NULL) == 0,
+	    "supagate did not start");
+	fd = h_connect(g.port);
+	ck_assert(fd != -1);
+	ck_assert(h_send_all(fd, req, strlen(req), 5000) == 0);
+	buf[0] = '\0';
+	deadline = h_now_ms() + 5000;
+	while (strstr(buf, "id: 1\n") == NULL && len < sizeof(buf) - 1 &&
+	    h_now_ms() < deadline) {
+		struct pollfd	pfd = { .fd = fd, .events = POLLIN };
+
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		if ((n = read(fd, buf + len, sizeof(buf) - 1 - len)) <= 0)
+			break;
+		len += (size_t)n;
+		buf[len] = '\0';
+	}
+	ck_assert_msg(strstr(buf, "id: 1\n") != NULL, "no first event: %s",
+	    buf);
+	close(fd);
+	/* only the metrics request itself should remain in flight */
+	deadline = h_now_ms() + 3000;
+	do {
+		h_sleep_ms(100);
+		if (h_metric(g.port, "supagate_inflight_requests", "",
+		    &v) == -1)
+			v = -1;
+	} while (v != 1 && h_now_ms() < deadline);
+	h_stop(&g, 1000, NULL);
+	ck_assert_msg(v == 1, "3 s after the client closed an event stream, "
+	    "supagate_inflight_requests is %g (want 1: the stream's upstream "
+	    "transfer was not stopped)", v);
+}
+END_TEST
+
 START_TEST(fn_sink_20m)
 {
 	static const char *const oct[] = {
@@ -974,6 +1066,8 @@ static void
 teardown(void)
 {
 	size_t	g;
+	int64_t	t0;
+	int	killed, keep = getenv("H_KEEP") != NULL;
 
 	if (getpid() != parent_pid)
 		return;
@@ -987,14 +1081,25 @@ teardown(void)
 		}
 		if (suite_failed)
 			setenv("H_KEEP", "1", 1);
-		h_stop(gates[g], 3000, NULL);
+		t0 = h_now_ms();
+		h_stop(gates[g], 3000, &killed);
+		if (killed || h_now_ms() - t0 > 1000)
+			fprintf(stderr, "check_stack: supagate %d took %lld ms "
+			    "to stop%s\n", (int)g, (long long)(h_now_ms() - t0),
+			    killed ? " and was killed" : "");
 	}
 	if (stack_started) {
 		stack_started = 0;
 		run(h_fmt("'%s/tests/stack/stack-down' '%s'", srcdir,
 		    stack_dir));
-		if (suite_failed || getenv("H_KEEP") != NULL)
+		if (!keep && suite_failed) {
+			/* keep the logs, not the cluster or the secrets */
+			run(h_fmt("cd '%s' && rm -rf pg deno storage jwt-secret "
+			    "anon-key service-key postgrest.conf", stack_dir));
 			fprintf(stderr, "check_stack: stack logs kept in %s\n",
+			    stack_dir);
+		} else if (keep)
+			fprintf(stderr, "check_stack: stack kept in %s\n",
 			    stack_dir);
 		else
 			run(h_fmt("rm -rf '%s'", stack_dir));
@@ -1177,6 +1282,8 @@ stack_suite(void)
 	tcase_add_test(tc, fn_text_status);
 	tcase_add_test(tc, fn_binary);
 	tcase_add_test(tc, fn_sse);
+	tcase_add_test(tc, fn_sse_streams);
+	tcase_add_test(tc, fn_sse_client_gone);
 	tcase_add_test(tc, fn_sink_20m);
 	suite_add_tcase(s, tc);
 
