@@ -4,6 +4,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { signJwt } from './common.mjs';
 
+// Per-test timeout for every emulator test (node:test's `timeout` option):
+// a hung request fails its test within seconds instead of waiting for
+// undici's 300 s headers timeout. EMU_TEST_TIMEOUT_MS overrides it.
+export const TEST_TIMEOUT = Number(process.env.EMU_TEST_TIMEOUT_MS) || 20_000;
+
 export const SECRET = 'emulator-test-secret-with-at-least-32-characters';
 
 export function tmpDir(prefix) {

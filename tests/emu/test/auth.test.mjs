@@ -7,8 +7,11 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { startAuth } from '../auth.mjs';
-import { SECRET, tmpDir, secretFile, anonKey, serviceKey, decodeJwt, call } from '../lib/testutil.mjs';
+import { SECRET, tmpDir, secretFile, anonKey, serviceKey, decodeJwt, call, TEST_TIMEOUT } from '../lib/testutil.mjs';
 import { signJwt } from '../lib/common.mjs';
+
+// every test fails within TEST_TIMEOUT instead of hanging (see lib/testutil.mjs)
+const T = { timeout: TEST_TIMEOUT };
 
 const V = { 'X-Supabase-Api-Version': '2024-01-01' };
 const K = { apikey: anonKey, Authorization: `Bearer ${anonKey}` };
@@ -30,8 +33,8 @@ let emu, base;
 test.before(async () => {
 	emu = await startAuth({ secret: SECRET, port: 0 });
 	base = emu.url;
-});
-test.after(async () => { await emu.close(); });
+}, T);
+test.after(async () => { await emu.close(); }, T);
 
 async function config(c) {
 	const r = await call(base, 'POST', '/_emu/config', { body: c });
@@ -46,7 +49,7 @@ async function newUser(extra = {}) {
 }
 const bearer = (s) => ({ apikey: anonKey, Authorization: `Bearer ${s.access_token}` });
 
-test('apikey is required and checked like the gateway', async () => {
+test('apikey is required and checked like the gateway', T, async () => {
 	let r = await call(base, 'GET', '/settings');
 	assert.equal(r.status, 401);
 	assert.equal(r.body.message, 'No API key found in request');
@@ -68,7 +71,7 @@ test('apikey is required and checked like the gateway', async () => {
 	assert.equal(r.headers.get('cache-control'), 'public, max-age=600');
 });
 
-test('signup with autoconfirm returns a session whose JWT PostgREST accepts', async () => {
+test('signup with autoconfirm returns a session whose JWT PostgREST accepts', T, async () => {
 	const { email, session } = await newUser();
 	for (const k of ['access_token', 'token_type', 'expires_in', 'expires_at', 'refresh_token', 'user'])
 		assert.ok(k in session, k);
@@ -94,7 +97,7 @@ test('signup with autoconfirm returns a session whose JWT PostgREST accepts', as
 	assert.equal(r.body.code, 'user_already_exists');
 });
 
-test('signup without autoconfirm returns a user; login needs confirmation via OTP', async () => {
+test('signup without autoconfirm returns a user; login needs confirmation via OTP', T, async () => {
 	await config({ autoconfirm: false });
 	try {
 		const email = `confirm-${Date.now()}@example.com`;
@@ -119,7 +122,7 @@ test('signup without autoconfirm returns a user; login needs confirmation via OT
 	}
 });
 
-test('error shapes with and without the API version header', async () => {
+test('error shapes with and without the API version header', T, async () => {
 	const body = { email: 'nobody@example.com', password: 'wrongpass' };
 	let r = await call(base, 'POST', '/token?grant_type=password', { headers: { ...K, ...V }, body });
 	assert.equal(r.status, 400);
@@ -146,7 +149,7 @@ test('error shapes with and without the API version header', async () => {
 	assert.equal(r.body.error_code, 'bad_json');
 });
 
-test('refresh rotates the token, returns the same session id', async () => {
+test('refresh rotates the token, returns the same session id', T, async () => {
 	const { session } = await newUser();
 	const before = (await call(base, 'GET', '/_emu/state')).body.refresh_rotations;
 	const r = await call(base, 'POST', '/token?grant_type=refresh_token', { headers: { ...K, ...V }, body: { refresh_token: session.refresh_token } });
@@ -158,7 +161,7 @@ test('refresh rotates the token, returns the same session id', async () => {
 	assert.equal(after - before, 1);
 });
 
-test('revoked parent of the active token returns the active token again', async () => {
+test('revoked parent of the active token returns the active token again', T, async () => {
 	await config({ reuse_interval: 0 });
 	try {
 		const { session } = await newUser();
@@ -177,7 +180,7 @@ test('revoked parent of the active token returns the active token again', async 
 	}
 });
 
-test('reuse inside the interval is accepted; outside it revokes the family', async () => {
+test('reuse inside the interval is accepted; outside it revokes the family', T, async () => {
 	await config({ reuse_interval: 10 });
 	const { session } = await newUser();
 	const t0 = session.refresh_token;
@@ -211,13 +214,13 @@ test('reuse inside the interval is accepted; outside it revokes the family', asy
 	}
 });
 
-test('unknown refresh token', async () => {
+test('unknown refresh token', T, async () => {
 	const r = await call(base, 'POST', '/token?grant_type=refresh_token', { headers: { ...K, ...V }, body: { refresh_token: 'doesnotexist' } });
 	assert.equal(r.status, 400);
 	assert.equal(r.body.code, 'refresh_token_not_found');
 });
 
-test('user endpoints: GET/PUT, expired and bad tokens', async () => {
+test('user endpoints: GET/PUT, expired and bad tokens', T, async () => {
 	const { session } = await newUser();
 	let r = await call(base, 'GET', '/user', { headers: { ...bearer(session), ...V } });
 	assert.equal(r.status, 200);
@@ -259,7 +262,7 @@ test('user endpoints: GET/PUT, expired and bad tokens', async () => {
 	}
 });
 
-test('logout scopes', async () => {
+test('logout scopes', T, async () => {
 	const { email, session: s1 } = await newUser();
 	const login = async () => (await call(base, 'POST', '/token?grant_type=password', { headers: K, body: { email, password: 'secret123' } })).body;
 	const s2 = await login();
@@ -287,7 +290,7 @@ test('logout scopes', async () => {
 	assert.equal((await call(base, 'GET', '/user', { headers: bearer(s4) })).status, 403);
 });
 
-test('control revoke kills sessions', async () => {
+test('control revoke kills sessions', T, async () => {
 	const { session } = await newUser();
 	const sid = decodeJwt(session.access_token).session_id;
 	let r = await call(base, 'POST', '/_emu/revoke', { body: { session_id: sid } });
@@ -296,7 +299,7 @@ test('control revoke kills sessions', async () => {
 	assert.equal(r.body.code, 'session_not_found');
 });
 
-test('OTP sign-in and GET /verify redirect', async () => {
+test('OTP sign-in and GET /verify redirect', T, async () => {
 	const email = `otp-${Date.now()}@example.com`;
 	let r = await call(base, 'POST', '/otp', { headers: { ...K, ...V }, body: { email, create_user: false } });
 	assert.equal(r.status, 422);
@@ -331,7 +334,7 @@ test('OTP sign-in and GET /verify redirect', async () => {
 	assert.match(r.headers.get('location'), /#error=access_denied&error_code=otp_expired/);
 });
 
-test('authorize redirects to the provider or answers JSON with skip_http_redirect', async () => {
+test('authorize redirects to the provider or answers JSON with skip_http_redirect', T, async () => {
 	let r = await call(base, 'GET', '/authorize?provider=github&redirect_to=http%3A%2F%2Fapp.test');
 	assert.equal(r.status, 302);
 	assert.match(r.headers.get('location'), /^https:\/\/github\./);
@@ -351,7 +354,7 @@ test('authorize redirects to the provider or answers JSON with skip_http_redirec
 	assert.equal(r.body.code, 'validation_failed');
 });
 
-test('MFA TOTP enroll, challenge, verify upgrades to aal2; unenroll', async () => {
+test('MFA TOTP enroll, challenge, verify upgrades to aal2; unenroll', T, async () => {
 	const { session } = await newUser();
 	let r = await call(base, 'POST', '/factors', { headers: { ...bearer(session), ...V }, body: { factor_type: 'totp', friendly_name: 'phone app' } });
 	assert.equal(r.status, 200, r.text);
@@ -405,7 +408,7 @@ test('MFA TOTP enroll, challenge, verify upgrades to aal2; unenroll', async () =
 	assert.equal(r.body.code, 'mfa_factor_not_found');
 });
 
-test('faults: down, status, ratelimit with count and path', async () => {
+test('faults: down, status, ratelimit with count and path', T, async () => {
 	await call(base, 'DELETE', '/_emu/requests');
 	let r = await call(base, 'POST', '/_emu/fault', { body: { mode: 'status', status: 503, path: '/token', count: 1 } });
 	assert.equal(r.status, 200);
@@ -435,7 +438,7 @@ test('faults: down, status, ratelimit with count and path', async () => {
 	assert.equal(tok[0].fault, 'status');
 });
 
-test('CLI: binds, writes the port file, exits on SIGTERM', async () => {
+test('CLI: binds, writes the port file, exits on SIGTERM', T, async () => {
 	const dir = tmpDir('auth-emu-');
 	const portFile = path.join(dir, 'port');
 	const script = fileURLToPath(new URL('../auth.mjs', import.meta.url));

@@ -6,8 +6,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startStorage } from '../storage.mjs';
-import { SECRET, tmpDir, secretFile, anonKey, serviceKey, decodeJwt, call } from '../lib/testutil.mjs';
+import { SECRET, tmpDir, secretFile, anonKey, serviceKey, decodeJwt, call, TEST_TIMEOUT } from '../lib/testutil.mjs';
 import { signJwt } from '../lib/common.mjs';
+
+// every test fails within TEST_TIMEOUT instead of hanging (see lib/testutil.mjs)
+const T = { timeout: TEST_TIMEOUT };
 
 const exp = Math.floor(Date.now() / 1000) + 3600;
 const alice = signJwt({ sub: '11111111-1111-4111-8111-111111111111', role: 'authenticated', aud: 'authenticated', exp }, SECRET);
@@ -25,11 +28,11 @@ test.before(async () => {
 	assert.deepEqual(r.body, { name: 'priv' });
 	r = await call(base, 'POST', '/storage/v1/bucket', { headers: ALICE, body: { id: 'pub', name: 'pub', public: true } });
 	assert.equal(r.status, 200);
-});
+}, T);
 test.after(async () => {
 	await emu.close();
 	fs.rmSync(dir, { recursive: true, force: true });
-});
+}, T);
 
 async function put(headers, bucket, name, body, extra = {}) {
 	return call(base, 'POST', `/object/${bucket}/${name}`, {
@@ -37,7 +40,7 @@ async function put(headers, bucket, name, body, extra = {}) {
 	});
 }
 
-test('bucket CRUD and error shape', async () => {
+test('bucket CRUD and error shape', T, async () => {
 	let r = await call(base, 'POST', '/bucket', { headers: SVC, body: { id: 'tmp', name: 'tmp', public: false, file_size_limit: 10, allowed_mime_types: ['image/*'] } });
 	assert.equal(r.status, 200);
 	r = await call(base, 'POST', '/bucket', { headers: SVC, body: { name: 'tmp' } });
@@ -79,7 +82,7 @@ test('bucket CRUD and error shape', async () => {
 	assert.equal(r.body.statusCode, '403');
 });
 
-test('JWT problems are HTTP 400 with statusCode 403', async () => {
+test('JWT problems are HTTP 400 with statusCode 403', T, async () => {
 	const expired = signJwt({ sub: 'x', role: 'authenticated', exp: 1000 }, SECRET);
 	let r = await call(base, 'GET', '/bucket', { headers: { apikey: anonKey, Authorization: `Bearer ${expired}` } });
 	assert.equal(r.status, 400);
@@ -91,7 +94,7 @@ test('JWT problems are HTTP 400 with statusCode 403', async () => {
 	assert.equal(r.body.statusCode, '403');
 });
 
-test('upload raw, download with headers, upsert and duplicate', async () => {
+test('upload raw, download with headers, upsert and duplicate', T, async () => {
 	let r = await put(ALICE, 'priv', 'folder/a.txt', 'hello world', { 'x-metadata': Buffer.from('{"k":"v"}').toString('base64') });
 	assert.equal(r.status, 200, r.text);
 	assert.equal(r.body.Key, 'priv/folder/a.txt');
@@ -136,7 +139,7 @@ test('upload raw, download with headers, upsert and duplicate', async () => {
 	assert.equal(r.text, '');
 });
 
-test('multipart upload as storage-js sends it', async () => {
+test('multipart upload as storage-js sends it', T, async () => {
 	const fd = new FormData();
 	fd.append('cacheControl', '60');
 	fd.append('metadata', JSON.stringify({ a: 1 }));
@@ -159,7 +162,7 @@ test('multipart upload as storage-js sends it', async () => {
 	assert.equal(Number(r.headers.get('content-length')), big.length);
 });
 
-test('ranges, ETag and If-None-Match', async () => {
+test('ranges, ETag and If-None-Match', T, async () => {
 	await put(SVC, 'pub', 'r.txt', '0123456789', { 'x-upsert': 'true' });
 	let r = await call(base, 'GET', '/object/public/pub/r.txt', { headers: { range: 'bytes=2-5' } });
 	assert.equal(r.status, 206);
@@ -193,7 +196,7 @@ test('ranges, ETag and If-None-Match', async () => {
 	assert.equal(r.body.statusCode, '404');
 });
 
-test('ownership: anon, other users and service_role', async () => {
+test('ownership: anon, other users and service_role', T, async () => {
 	await put(ALICE, 'priv', 'alice/own.txt', 'mine', { 'x-upsert': 'true' });
 	let r = await call(base, 'GET', '/object/priv/alice/own.txt', { headers: BOB });
 	assert.equal(r.status, 400);
@@ -219,7 +222,7 @@ test('ownership: anon, other users and service_role', async () => {
 	assert.equal(r.body[0].name, 'alice/own.txt');
 });
 
-test('list with prefix, folders, search, sort, limit and offset', async () => {
+test('list with prefix, folders, search, sort, limit and offset', T, async () => {
 	for (const n of ['l/b.txt', 'l/a.txt', 'l/c.txt', 'l/sub/x.txt', 'l/sub2/y.txt'])
 		assert.equal((await put(SVC, 'priv', n, n, { 'x-upsert': 'true' })).status, 200);
 	let r = await call(base, 'POST', '/object/list/priv', { headers: SVC, body: { prefix: 'l', limit: 100, offset: 0, sortBy: { column: 'name', order: 'asc' } } });
@@ -235,7 +238,7 @@ test('list with prefix, folders, search, sort, limit and offset', async () => {
 	assert.deepEqual(r.body.map((x) => x.name), ['sub', 'sub2']);
 });
 
-test('move, copy, single delete', async () => {
+test('move, copy, single delete', T, async () => {
 	await put(ALICE, 'priv', 'mv/src.txt', 'payload', { 'x-upsert': 'true' });
 	let r = await call(base, 'POST', '/object/copy', { headers: ALICE, body: { bucketId: 'priv', sourceKey: 'mv/src.txt', destinationKey: 'mv/copy.txt' } });
 	assert.equal(r.status, 200, r.text);
@@ -254,7 +257,7 @@ test('move, copy, single delete', async () => {
 	assert.equal(r.body.statusCode, '404');
 });
 
-test('signed URLs: create, batch, fetch without key, expiry and tampering', async () => {
+test('signed URLs: create, batch, fetch without key, expiry and tampering', T, async () => {
 	await put(ALICE, 'priv', 's/doc.txt', 'signed content', { 'x-upsert': 'true' });
 	let r = await call(base, 'POST', '/object/sign/priv/s/doc.txt', { headers: ALICE, body: { expiresIn: 60 } });
 	assert.equal(r.status, 200);
@@ -301,7 +304,7 @@ test('signed URLs: create, batch, fetch without key, expiry and tampering', asyn
 	assert.match(r.body[1].error, /does not exist/);
 });
 
-test('signed upload URLs', async () => {
+test('signed upload URLs', T, async () => {
 	let r = await call(base, 'POST', '/object/upload/sign/priv/up/new.txt', { headers: ALICE, body: {} });
 	assert.equal(r.status, 200);
 	assert.match(r.body.url, /^\/object\/upload\/sign\/priv\/up\/new\.txt\?token=/);
@@ -321,7 +324,7 @@ test('signed upload URLs', async () => {
 	assert.equal(r.body.code, 'InvalidJWT');
 });
 
-test('faults and request log', async () => {
+test('faults and request log', T, async () => {
 	await call(base, 'DELETE', '/_emu/requests');
 	await call(base, 'POST', '/_emu/fault', { body: { mode: 'status', status: 502, path: '/object/sign', count: 1 } });
 	let r = await call(base, 'POST', '/object/sign/priv/s/doc.txt', { headers: ALICE, body: { expiresIn: 60 } });
@@ -343,7 +346,7 @@ test('faults and request log', async () => {
 	assert.equal(signs[1].status, 200);
 });
 
-test('CLI: port file, persisted metadata across restarts, SIGTERM', async () => {
+test('CLI: port file, persisted metadata across restarts, SIGTERM', T, async () => {
 	const d = tmpDir('storage-cli-');
 	const portFile = path.join(d, 'port');
 	const script = fileURLToPath(new URL('../storage.mjs', import.meta.url));

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { startAuth } from '../auth.mjs';
 import { startStorage } from '../storage.mjs';
 import { totp } from '../lib/totp.mjs';
-import { SECRET, anonKey, serviceKey, tmpDir } from '../lib/testutil.mjs';
+import { SECRET, anonKey, serviceKey, tmpDir, TEST_TIMEOUT } from '../lib/testutil.mjs';
 
 const require = createRequire(new URL('../../../package.json', import.meta.url));
 let sbjs = null, ws = null;
@@ -16,7 +16,7 @@ try {
 	ws = require('ws'); // Node 20 has no WebSocket; supabase-js needs a transport
 } catch { sbjs = null; }
 
-test('supabase-js drives both emulators', { skip: !sbjs && '@supabase/supabase-js or ws not installed' }, async () => {
+test('supabase-js drives both emulators', { timeout: TEST_TIMEOUT, skip: !sbjs && '@supabase/supabase-js or ws not installed' }, async () => {
 	const { createClient } = sbjs;
 	const dir = tmpDir('sbjs-');
 	const auth = await startAuth({ secret: SECRET });
