@@ -9,5 +9,6 @@ EXTRA_DIST += tests/emu/run-tests \
 	tests/emu/lib/totp.mjs \
 	tests/emu/storage.mjs \
 	tests/emu/test/auth.test.mjs \
+	tests/emu/test/multipart.test.mjs \
 	tests/emu/test/storage.test.mjs \
 	tests/emu/test/supabase-js.test.mjs

@@ -2,6 +2,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -160,6 +161,34 @@ test('multipart upload as storage-js sends it', T, async () => {
 	assert.equal(res2.status, 200);
 	r = await call(base, 'HEAD', '/object/priv/mp/big.bin', { headers: SVC });
 	assert.equal(Number(r.headers.get('content-length')), big.length);
+});
+
+// Regression: the file data and "\r\n--boundary" arrive in one packet and the
+// closing "--\r\n" in a later one. The parser paused the request for the
+// file's 'drain', ended the file (no 'drain' ever comes after end()) and never
+// resumed: the answer never came and fetch failed after undici's 300 s.
+test('multipart upload whose closing "--" arrives in a later packet', T, async () => {
+	const B = 'emu-test-boundary';
+	const data = Buffer.alloc(1024 * 1024, 'q');
+	const head = Buffer.from(`--${B}\r\nContent-Disposition: form-data; name="file"; filename="late.bin"\r\n\r\n`);
+	const delim = Buffer.from(`\r\n--${B}`), close = Buffer.from('--\r\n');
+	for (let i = 0; i < 3; i++) {
+		const status = await new Promise((resolve, reject) => {
+			const req = http.request(`${base}/object/priv/mp/late${i}.bin`, {
+				method: 'POST',
+				headers: { ...SVC, 'content-type': `multipart/form-data; boundary=${B}`, 'content-length': head.length + data.length + delim.length + close.length },
+			});
+			const timer = setTimeout(() => { req.destroy(); reject(new Error('no answer within 5 s')); }, 5000);
+			req.on('response', (res) => { res.resume(); res.on('end', () => { clearTimeout(timer); resolve(res.statusCode); }); });
+			req.on('error', (e) => { clearTimeout(timer); reject(e); });
+			req.write(head);
+			req.write(Buffer.concat([data, delim]));
+			setTimeout(() => req.end(close), 50);
+		});
+		assert.equal(status, 200);
+		const r = await call(base, 'HEAD', `/object/priv/mp/late${i}.bin`, { headers: SVC });
+		assert.equal(Number(r.headers.get('content-length')), data.length);
+	}
 });
 
 test('ranges, ETag and If-None-Match', T, async () => {
