@@ -93,7 +93,9 @@ evloop_watch(int fd, unsigned events, evloop_fd_cb *cb, void *arg)
 	}
 	memset(&ev, 0, sizeof(ev));
 	ev.events = ((events & EVLOOP_IN) ? EPOLLIN : 0) |
-	    ((events & EVLOOP_OUT) ? EPOLLOUT : 0);
+	    ((events & EVLOOP_OUT) ? EPOLLOUT : 0) |
+	    ((events & EVLOOP_HUP) ? EPOLLRDHUP : 0) |
+	    ((events & EVLOOP_EDGE) ? EPOLLET : 0);
 	ev.data.fd = fd;
 	op = watches[fd].active ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
 	if (epoll_ctl(epfd, op, fd, &ev) == -1) {
@@ -253,6 +255,11 @@ evloop_run(void)
 				e |= EVLOOP_IN;
 			if (evs[i].events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 				e |= EVLOOP_OUT;
+			if (evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+				e |= EVLOOP_HUP;
+			e &= watches[fd].events;
+			if (e == 0)
+				continue;
 			watches[fd].cb(fd, e, watches[fd].arg);
 		}
 	}

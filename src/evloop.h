@@ -6,6 +6,8 @@
 
 #define EVLOOP_IN	0x1
 #define EVLOOP_OUT	0x2
+#define EVLOOP_HUP	0x4	/* peer closed (EPOLLRDHUP, HUP, ERR) */
+#define EVLOOP_EDGE	0x8	/* edge-triggered: report new readiness only */
 
 typedef void evloop_fd_cb(int fd, unsigned events, void *arg);
 typedef void evloop_timer_cb(void *arg);

@@ -448,20 +448,29 @@ bearer_token(const char *authz)
  * JWT whose unverified role is not one of the API key roles.
  */
 static int
-is_user_jwt(const char *tok, const char *client_key)
+is_client_token(const char *tok, const char *client_key)
 {
 	struct jwt_claims	c;
 	size_t			n = strlen(tok);
 
+	if (n == 0)
+		return 0;
 	if (n >= 3 && ieqn(tok, 3, "sb_"))
 		return 0;
 	if (client_key != NULL && strcmp(tok, client_key) == 0)
 		return 0;
+	/*
+	 * A client that sent an apikey and a different bearer token sent
+	 * its own credential, even a malformed one: upstream rejects it,
+	 * as it would without supagate, rather than supagate quietly
+	 * turning it into anonymous access.  Without an apikey, a token
+	 * that is not even shaped like a JWT is the placeholder.
+	 */
 	if (!jwt_looks_like(tok, n))
-		return 0;
+		return client_key != NULL;
 	memset(&c, 0, sizeof(c));
 	if (jwt_decode(tok, n, &c) == -1)
-		return 0;
+		return 1;
 	c.role[sizeof(c.role) - 1] = '\0';
 	if (strcmp(c.role, "anon") == 0 || strcmp(c.role, "service_role") == 0)
 		return 0;
@@ -482,7 +491,7 @@ policy_authorization(const struct conf *conf, const char *authz,
 	if (authz != NULL && conf->client_auth == CONF_CLIENT_AUTH_PASS &&
 	    !policy_header_value_bad(authz, strlen(authz)) &&
 	    (tok = bearer_token(authz)) != NULL &&
-	    is_user_jwt(tok, client_key)) {
+	    is_client_token(tok, client_key)) {
 		if (out != NULL)
 			*out = authz;
 		return 1;

@@ -77,10 +77,13 @@ int policy_connection_lists(const char *connection_value, const char *name);
 /*
  * Decide the Authorization to send upstream.  authz is the client's
  * Authorization value or NULL, client_key its apikey (header or query)
- * or NULL.  A user JWT (a JWT whose unverified role is neither "anon"
- * nor "service_role", that is not equal to client_key) is kept when
- * conf->client_auth is PASS.  Anything else (missing, placeholder, an
- * API key, "Bearer sb_...") is replaced: "Bearer <apikey>" when
+ * or NULL.  The client's own bearer token is kept when
+ * conf->client_auth is PASS: a JWT whose unverified role is neither
+ * "anon" nor "service_role", or, when the client sent an apikey, any
+ * other token that differs from it (upstream judges it).  Replaced are:
+ * no Authorization, an empty or non-Bearer one, the placeholder (equal
+ * to client_key, or not JWT-shaped when there is no client_key),
+ * "Bearer sb_...", and API-key JWTs: "Bearer <apikey>" when
  * conf->apikey_is_jwt, else no Authorization.  Returns 1 and sets *out
  * to the value to send (authz itself when kept, or a string written
  * into buf), or 0 when no Authorization is to be sent; -1 if the

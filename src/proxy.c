@@ -55,6 +55,22 @@ proxy_teardown(void)
 }
 
 void
+proxy_client_gone(struct request *r)
+{
+	assert(r->magic == REQUEST_MAGIC);
+	r->client_gone = 1;
+	if (r->xfer != NULL) {
+		upstream_abort(r->xfer);
+		r->xfer = NULL;
+		r->up_over = 1;
+		r->up_result = UPSTREAM_ERR_ABORTED;
+	}
+	/* an answer nobody reads; it lets the server close the connection */
+	if (!r->head_ready && !r->is_error)
+		proxy_error(r, 503, "client_gone", "the client hung up");
+}
+
+void
 proxy_abort_all(void)
 {
 	struct request	*r;
@@ -198,7 +214,7 @@ proxy_free(struct request *r)
 		upstream_abort(r->xfer);
 		r->xfer = NULL;
 	}
-	status = r->answered ? r->status : 499;
+	status = r->answered && !r->client_gone ? r->status : 499;
 	metrics_request(r->route, status);
 
 	sbuf_init(&line, 8192);
@@ -719,12 +735,56 @@ cors_preflight(struct request *r, const char *origin)
 	return 1;
 }
 
+/*
+ * An absolute-form target ("http://host:port/path") names its authority
+ * in place of Host: check it, then continue with the origin form.
+ */
+static int
+absolute_form(struct request *r, const struct conf *c)
+{
+	const char	*p = r->path, *auth, *slash;
+	char		 host[256];
+	size_t		 len, n;
+
+	if (strncasecmp(p, "http://", 7) == 0)
+		auth = p + 7;
+	else if (strncasecmp(p, "https://", 8) == 0)
+		auth = p + 8;
+	else
+		return 0;
+	slash = strchr(auth, '/');
+	len = slash != NULL ? (size_t)(slash - auth) : strlen(auth);
+	if (len == 0 || len >= sizeof(host))
+		return -1;
+	memcpy(host, auth, len);
+	host[len] = '\0';
+	if (!policy_host_ok(c, host))
+		return -1;
+	/* shift path and target to the origin form */
+	n = auth + len - p;
+	if (slash == NULL) {
+		r->path[0] = '/';
+		r->path[1] = '\0';
+	} else
+		memmove(r->path, slash, strlen(slash) + 1);
+	memmove(r->target, r->target + n, strlen(r->target + n) + 1);
+	if (r->target[0] != '/') {
+		/* "http://host?q": keep the query, give it a root path */
+		memmove(r->target + 1, r->target, strlen(r->target) + 1);
+		r->target[0] = '/';
+	}
+	r->query = strchr(r->target, '?') != NULL ?
+	    strchr(r->target, '?') + 1 : "";
+	return 1;
+}
+
 enum proxy_next
-proxy_begin(struct request *r, const char *method,
+proxy_begin(struct request *r, const char *method, const char *version,
     const struct sockaddr *peer)
 {
 	const struct conf	*c = r->conf;
-	const char		*why, *origin, *cl, *te;
+	const char		*why, *origin, *cl, *te, *host;
+	int			 nhost, absolute;
 
 	assert(r->magic == REQUEST_MAGIC);
 	snprintf(r->method, sizeof(r->method), "%s", method);
@@ -737,8 +797,24 @@ proxy_begin(struct request *r, const char *method,
 		    "supagate (see allow-from)");
 		return PROXY_RESPOND;
 	}
-	if (server_header_count(r, "Host") > 1 ||
-	    !policy_host_ok(c, server_header(r, "Host"))) {
+	if (server_header_each(r, NULL, NULL) == -2) {
+		proxy_error(r, 400, "bad_request", "NUL byte in a header");
+		return PROXY_RESPOND;
+	}
+	nhost = server_header_count(r, "Host");
+	host = server_header(r, "Host");
+	if (nhost > 1) {
+		proxy_error(r, 400, "bad_request", "more than one Host header");
+		return PROXY_RESPOND;
+	}
+	if (nhost == 0 && version != NULL &&
+	    strcmp(version, "HTTP/1.0") != 0) {
+		proxy_error(r, 400, "bad_request", "missing Host header");
+		return PROXY_RESPOND;
+	}
+	/* HTTP/1.0 without Host: nothing names supagate, so it is refused */
+	if ((absolute = absolute_form(r, c)) == -1 ||
+	    (!absolute && !policy_host_ok(c, host))) {
 		proxy_error(r, 403, "forbidden_host",
 		    "the Host header does not name supagate");
 		return PROXY_RESPOND;
@@ -749,18 +825,23 @@ proxy_begin(struct request *r, const char *method,
 		    "requests from this Origin are refused");
 		return PROXY_RESPOND;
 	}
+	if (strcmp(method, "CONNECT") == 0 || strcmp(method, "TRACE") == 0) {
+		proxy_error(r, 405, "method_not_allowed",
+		    "method %s is not allowed", r->method);
+		sbuf_add(&r->head, "Allow: GET, HEAD, POST, PUT, PATCH, "
+		    "DELETE, OPTIONS\r\n", 52);
+		return PROXY_RESPOND;
+	}
+	if (!method_known(method)) {
+		proxy_error(r, 501, "not_implemented",
+		    "method %s is not implemented", r->method);
+		return PROXY_RESPOND;
+	}
 	if (policy_path_ok(r->path, &why) != 0) {
 		proxy_error(r, 400, "bad_request", "invalid path: %s", why);
 		return PROXY_RESPOND;
 	}
 	r->route = policy_route_of(r->path, NULL);
-	if (!method_known(method)) {
-		proxy_error(r, 405, "method_not_allowed",
-		    "method %s is not supported", r->method);
-		sbuf_add(&r->head, "Allow: GET, HEAD, POST, PUT, PATCH, "
-		    "DELETE, OPTIONS\r\n", 52);
-		return PROXY_RESPOND;
-	}
 	if (r->route == POLICY_ROUTE_ADMIN)
 		return admin(r, peer);
 	if (r->route == POLICY_ROUTE_NONE) {
@@ -788,6 +869,12 @@ proxy_begin(struct request *r, const char *method,
 	te = server_header(r, "Transfer-Encoding");
 	r->body_len = 0;
 	if (te != NULL) {
+		if (strcasecmp(te, "chunked") != 0 ||
+		    server_header_count(r, "Transfer-Encoding") > 1) {
+			proxy_error(r, 400, "bad_request",
+			    "only Transfer-Encoding: chunked is supported");
+			return PROXY_RESPOND;
+		}
 		r->has_body = 1;
 		r->body_len = -1;
 	} else if (cl != NULL) {

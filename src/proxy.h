@@ -67,6 +67,7 @@ struct request {
 	struct sbuf		 errbody;
 	const char		*retry_after;
 	int			 answered;	/* response handed to server */
+	int			 client_gone;	/* the client hung up */
 
 	struct request		*next, *prev;	/* in the active list */
 };
@@ -79,11 +80,12 @@ struct request *proxy_new(const char *target);
 /* the request is over (sent, failed or abandoned): release everything */
 void proxy_free(struct request *);
 /*
- * Headers are in: check access policy, route and limits, and start the
- * upstream transfer.  peer is the client address.
+ * Headers are in: check the request, access policy, route and limits,
+ * and start the upstream transfer.  version is "HTTP/1.1" etc., peer
+ * the client address.
  */
 enum proxy_next proxy_begin(struct request *, const char *method,
-    const struct sockaddr *peer);
+    const char *version, const struct sockaddr *peer);
 /* request body bytes; *n is set to what was taken (0 means buffer full) */
 enum proxy_next proxy_body(struct request *, const char *, size_t *n);
 /* the client's body is complete */
@@ -99,6 +101,8 @@ void proxy_error(struct request *, int status, const char *code,
 size_t proxy_inflight(void);
 /* enforce upstream idle timeouts; called periodically */
 void proxy_sweep(int64_t now_ms);
+/* the client closed its connection: stop the upstream transfer */
+void proxy_client_gone(struct request *);
 /* shutting down: stop every upstream transfer and wake every client */
 void proxy_abort_all(void);
 /* the effective configuration for new requests */

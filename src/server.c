@@ -3,12 +3,14 @@
 
 #include <sys/socket.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 
 #include <microhttpd.h>
 
 #include <assert.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +20,7 @@
 
 #include "conf.h"
 #include "evloop.h"
+#include "gate.h"
 #include "log.h"
 #include "metrics.h"
 #include "policy.h"
@@ -40,6 +43,8 @@ struct sreq {
 	int			 body_ended;
 	int			 suspended;
 	uint64_t		 discarded;	/* body bytes dropped */
+	int			 watch_fd;	/* watched for hang-up */
+	const char		*uri_end;	/* where the target ended */
 };
 
 /* open connections per client address, for max-connections-per-peer */
@@ -49,11 +54,40 @@ struct peer {
 	struct peer		*next;
 };
 
+/*
+ * A new connection waits here until its first request head is complete
+ * and passes the gate; only then does libmicrohttpd get it.  A rejected
+ * one gets a JSON error, and its input is drained briefly before close
+ * so that the client reads the answer rather than a reset.
+ */
+struct pending {
+	int			 fd;
+	size_t			 listen_idx;
+	struct sockaddr_storage	 addr;
+	socklen_t		 addrlen;
+	int64_t			 deadline_ms;
+	int			 closing;
+	size_t			 drained;
+	struct pending		*next, *prev;
+};
+
+#define GATE_SWEEP_MS		1000
+#define GATE_LINGER_MS		2000
+#define GATE_LINGER_BYTES	(256 * 1024)
+#define GATE_LINGER_MAX		256		/* lingering sockets */
+#define ACCEPT_BURST		64
+
 static struct MHD_Daemon	*daemons[CONF_LISTEN_MAX];
 static int			 listen_fds[CONF_LISTEN_MAX];
 static size_t			 ndaemons;
 static size_t			 nconns;
 static struct peer		*peers;
+static struct pending		*pendings;
+static size_t			 npending;	/* not yet rejected */
+static size_t			 nclosing;	/* rejected, lingering */
+static char			*peekbuf;
+static size_t			 peekmax;
+static struct evloop_timer	 gate_timer;
 
 static int
 addr_same(const struct sockaddr *a, const struct sockaddr_storage *b)
@@ -135,7 +169,7 @@ conn_notify_cb(void *cls, struct MHD_Connection *c, void **socket_ctx,
 size_t
 server_connections(void)
 {
-	return nconns;
+	return nconns + npending;
 }
 
 size_t
@@ -166,9 +200,13 @@ uri_log_cb(void *cls, const char *uri, struct MHD_Connection *c)
 	}
 	s->magic = SREQ_MAGIC;
 	s->conn = c;
+	s->watch_fd = -1;
+	s->uri_end = uri + strlen(uri);
 	s->r->conn = s;
 	return s;
 }
+
+static void	unwatch(struct sreq *);
 
 static void
 completed_cb(void *cls, struct MHD_Connection *c, void **req_cls,
@@ -181,6 +219,7 @@ completed_cb(void *cls, struct MHD_Connection *c, void **req_cls,
 	if (s == NULL)
 		return;
 	assert(s->magic == SREQ_MAGIC);
+	unwatch(s);
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && s->r->answered &&
 	    s->r->status < 400)
 		log_debug("%s: request %llu ended early (%d)", __func__,
@@ -200,6 +239,54 @@ server_wake(struct request *r)
 		return;
 	s->suspended = 0;
 	MHD_resume_connection(s->conn);
+}
+
+static void
+unwatch(struct sreq *s)
+{
+	if (s->watch_fd != -1) {
+		evloop_unwatch(s->watch_fd);
+		s->watch_fd = -1;
+	}
+}
+
+/*
+ * A client that hangs up must not hold an upstream transfer until it
+ * times out, but libmicrohttpd does not notice while the connection is
+ * suspended, nor (0.9.75, epoll) when the FIN came with the last body
+ * bytes.  So the client socket is watched for hang-ups for the whole
+ * request; on one, the transfer stops and a suspend/resume pair makes
+ * libmicrohttpd look at the socket again (resumed connections are
+ * marked ready), find the EOF and close.
+ */
+static void
+client_hup_cb(int fd, unsigned events, void *arg)
+{
+	struct sreq	*s = arg;
+
+	(void)fd;
+	(void)events;
+	assert(s->magic == SREQ_MAGIC);
+	log_debug("%s: request %llu: client hung up", __func__,
+	    (unsigned long long)s->r->id);
+	unwatch(s);
+	proxy_client_gone(s->r);
+	if (!s->suspended)
+		MHD_suspend_connection(s->conn);
+	s->suspended = 0;
+	MHD_resume_connection(s->conn);
+}
+
+static void
+watch(struct sreq *s)
+{
+	const union MHD_ConnectionInfo	*ci;
+
+	ci = MHD_get_connection_info(s->conn,
+	    MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci != NULL && evloop_watch(ci->connect_fd, EVLOOP_HUP,
+	    client_hup_cb, s) == 0)
+		s->watch_fd = ci->connect_fd;
 }
 
 static void
@@ -251,17 +338,25 @@ struct each_arg {
 	int	(*cb)(void *, const char *, const char *);
 	void	*arg;
 	int	 stopped;
+	int	 nul;
 };
 
 static enum MHD_Result
-each_cb(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+each_cb(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+    const char *value, size_t value_size)
 {
 	struct each_arg	*a = cls;
 
 	(void)kind;
 	if (key == NULL)
 		return MHD_YES;
-	if (a->cb(a->arg, key, value != NULL ? value : "") != 0) {
+	/* a NUL inside a name or value would silently cut it */
+	if (strlen(key) != key_size ||
+	    (value != NULL && strlen(value) != value_size)) {
+		a->nul = 1;
+		return MHD_NO;
+	}
+	if (a->cb != NULL && a->cb(a->arg, key, value != NULL ? value : "")) {
 		a->stopped = 1;
 		return MHD_NO;
 	}
@@ -273,10 +368,10 @@ server_header_each(struct request *r,
     int (*cb)(void *, const char *, const char *), void *arg)
 {
 	struct sreq	*s = r->conn;
-	struct each_arg	 a = { cb, arg, 0 };
+	struct each_arg	 a = { cb, arg, 0, 0 };
 
-	MHD_get_connection_values(s->conn, MHD_HEADER_KIND, each_cb, &a);
-	return a.stopped ? -1 : 0;
+	MHD_get_connection_values_n(s->conn, MHD_HEADER_KIND, each_cb, &a);
+	return a.nul ? -2 : a.stopped ? -1 : 0;
 }
 
 static ssize_t
@@ -447,7 +542,18 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 	}
 	if (!s->begun) {
 		s->begun = 1;
-		next = proxy_begin(s->r, method, conn_peer(c));
+		watch(s);
+		/*
+		 * The target and the version are parsed in place in one
+		 * buffer, one space apart: anything between the end of the
+		 * target string and the version is a NUL that cut it short.
+		 */
+		if (version != NULL && s->uri_end + 1 != version) {
+			proxy_error(s->r, 400, "bad_request",
+			    "NUL byte in the request target");
+			return respond(s);
+		}
+		next = proxy_begin(s->r, method, version, conn_peer(c));
 		if (next == PROXY_RESPOND)
 			return respond(s);
 		return MHD_YES;
@@ -523,6 +629,199 @@ mhd_hook_cb(void *arg)
 	return wait;
 }
 
+
+static void
+pending_free(struct pending *p)
+{
+	if (p->prev != NULL)
+		p->prev->next = p->next;
+	else
+		pendings = p->next;
+	if (p->next != NULL)
+		p->next->prev = p->prev;
+	if (p->closing)
+		nclosing--;
+	else
+		npending--;
+	if (p->fd != -1) {
+		evloop_unwatch(p->fd);
+		close(p->fd);
+	}
+	free(p);
+}
+
+static const char *
+status_reason(int status)
+{
+	switch (status) {
+	case 400:
+		return "Bad Request";
+	case 408:
+		return "Request Timeout";
+	case 414:
+		return "URI Too Long";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 503:
+		return "Service Unavailable";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Error";
+	}
+}
+
+static void
+pending_drain(struct pending *p)
+{
+	char	buf[16384];
+	ssize_t	n;
+
+	while ((n = recv(p->fd, buf, sizeof(buf), 0)) > 0) {
+		p->drained += (size_t)n;
+		if (p->drained > GATE_LINGER_BYTES)
+			break;
+	}
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR) ||
+	    p->drained > GATE_LINGER_BYTES)
+		pending_free(p);
+}
+
+/* answer a connection that never reaches libmicrohttpd, then close it */
+static void
+pending_reject(struct pending *p, int status, const char *code,
+    const char *message)
+{
+	char	body[256], resp[512];
+	int	blen, rlen;
+
+	blen = snprintf(body, sizeof(body), "{\"code\":\"%s\",\"message\":"
+	    "\"%s\"}", code, message);
+	rlen = snprintf(resp, sizeof(resp), "HTTP/1.1 %d %s\r\n"
+	    "Content-Type: application/json\r\nContent-Length: %d\r\n"
+	    "Connection: close\r\n%s\r\n%s", status, status_reason(status),
+	    blen, status == 503 ? "Retry-After: 1\r\n" : "", body);
+	/* small enough for an empty socket buffer; best effort */
+	if (send(p->fd, resp, (size_t)rlen, MSG_NOSIGNAL) == -1)
+		log_debug("%s: send: %s", __func__, strerror(errno));
+	shutdown(p->fd, SHUT_WR);
+	metrics_request(POLICY_ROUTE_NONE, status);
+	log_access("- - - %d gate=%s", status, code);
+	/* lingering sockets do not count against the connection limits */
+	p->closing = 1;
+	npending--;
+	nclosing++;
+	p->deadline_ms = evloop_now_ms() + GATE_LINGER_MS;
+	if (nclosing > GATE_LINGER_MAX)
+		pending_free(p);
+	else
+		pending_drain(p);
+}
+
+static void
+pending_ready_cb(int fd, unsigned events, void *arg)
+{
+	struct pending		*p = arg;
+	struct gate_verdict	 v;
+	ssize_t			 n;
+	int			 fd_moved;
+
+	(void)events;
+	if (p->closing) {
+		pending_drain(p);
+		return;
+	}
+	n = recv(fd, peekbuf, peekmax, MSG_PEEK);
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
+		pending_free(p);	/* gone before saying anything */
+		return;
+	}
+	if (n == -1)
+		return;
+	switch (gate_check(peekbuf, (size_t)n, peekmax, &v)) {
+	case GATE_MORE:
+		return;
+	case GATE_REJECT:
+		pending_reject(p, v.status, v.code, v.message);
+		return;
+	case GATE_OK:
+		break;
+	}
+	evloop_unwatch(fd);
+	fd_moved = p->fd;
+	p->fd = -1;
+	/* libmicrohttpd owns the socket now, and closes it on failure */
+	if (MHD_add_connection(daemons[p->listen_idx], fd_moved,
+	    (struct sockaddr *)&p->addr, p->addrlen) != MHD_YES)
+		log_warn("cannot hand a connection to the HTTP server");
+	pending_free(p);
+}
+
+static void
+gate_sweep_cb(void *arg)
+{
+	struct pending	*p, *next;
+	int64_t		 now = evloop_now_ms();
+
+	(void)arg;
+	for (p = pendings; p != NULL; p = next) {
+		next = p->next;
+		if (now < p->deadline_ms)
+			continue;
+		if (p->closing)
+			pending_free(p);
+		else
+			pending_reject(p, 408, "request_timeout",
+			    "the request head did not arrive in time");
+	}
+	evloop_timer_arm(&gate_timer, GATE_SWEEP_MS, gate_sweep_cb, NULL);
+}
+
+static void
+listen_ready_cb(int lfd, unsigned events, void *arg)
+{
+	struct pending	*p;
+	struct conf	*c = proxy_conf();
+	int		 fd, i, one = 1;
+
+	(void)events;
+	for (i = 0; i < ACCEPT_BURST; i++) {
+		if ((p = calloc(1, sizeof(*p))) == NULL)
+			return;
+		p->addrlen = sizeof(p->addr);
+		fd = accept4(lfd, (struct sockaddr *)&p->addr, &p->addrlen,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno != EAGAIN && errno != EINTR &&
+			    errno != ECONNABORTED)
+				log_warn("accept");
+			free(p);
+			return;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		p->fd = fd;
+		p->listen_idx = (size_t)(uintptr_t)arg;
+		p->deadline_ms = evloop_now_ms() +
+		    SERVER_CLIENT_TIMEOUT_S * 1000;
+		p->next = pendings;
+		if (pendings != NULL)
+			pendings->prev = p;
+		pendings = p;
+		npending++;
+		if (nconns + npending > c->max_connections) {
+			metrics.rejected_overload++;
+			pending_reject(p, 503, "overloaded",
+			    "too many connections; retry later");
+			continue;
+		}
+		if (evloop_watch(fd, EVLOOP_IN | EVLOOP_EDGE, pending_ready_cb,
+		    p) != 0) {
+			pending_free(p);
+			continue;
+		}
+	}
+}
+
 static int
 bind_listen(const struct conf_listen *l)
 {
@@ -589,12 +888,12 @@ server_setup(struct conf *c)
 		if ((fd = bind_listen(&c->listen[i])) == -1)
 			return -1;
 		d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-		    MHD_USE_ERROR_LOG, 0, NULL, NULL, access_cb, NULL,
-		    MHD_OPTION_LISTEN_SOCKET, fd,
+		    MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG, 0, NULL, NULL,
+		    access_cb, NULL,
+		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL,
 		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, NULL,
 		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
 		    MHD_OPTION_NOTIFY_CONNECTION, conn_notify_cb, NULL,
-		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL,
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		    (size_t)(c->max_header_size + 64 * 1024),
 		    MHD_OPTION_CONNECTION_TIMEOUT,
@@ -615,9 +914,20 @@ server_setup(struct conf *c)
 			close(fd);
 			return -1;
 		}
+		if (evloop_watch(fd, EVLOOP_IN, listen_ready_cb,
+		    (void *)(uintptr_t)ndaemons) != 0) {
+			MHD_stop_daemon(d);
+			close(fd);
+			return -1;
+		}
 		listen_fds[ndaemons] = fd;
 		daemons[ndaemons++] = d;
 	}
+	peekmax = (size_t)c->max_header_size;
+	if ((peekbuf = malloc(peekmax)) == NULL)
+		return -1;
+	gate_timer.due_ms = -1;
+	evloop_timer_arm(&gate_timer, GATE_SWEEP_MS, gate_sweep_cb, NULL);
 	return evloop_hook(mhd_hook_cb, NULL);
 }
 
@@ -625,11 +935,11 @@ void
 server_quiesce(void)
 {
 	size_t	i;
-	int	fd;
 
 	for (i = 0; i < ndaemons; i++)
-		if ((fd = MHD_quiesce_daemon(daemons[i])) != -1) {
-			close(fd);
+		if (listen_fds[i] != -1) {
+			evloop_unwatch(listen_fds[i]);
+			close(listen_fds[i]);
 			listen_fds[i] = -1;
 		}
 }
@@ -640,13 +950,17 @@ server_teardown(void)
 	const union MHD_DaemonInfo	*di;
 	size_t				 i;
 
+	while (pendings != NULL)
+		pending_free(pendings);
+	evloop_timer_disarm(&gate_timer);
+	free(peekbuf);
+	peekbuf = NULL;
+	server_quiesce();
 	for (i = 0; i < ndaemons; i++) {
 		di = MHD_get_daemon_info(daemons[i], MHD_DAEMON_INFO_EPOLL_FD);
 		if (di != NULL)
 			evloop_unwatch(di->epoll_fd);
 		MHD_stop_daemon(daemons[i]);
-		if (listen_fds[i] != -1)
-			close(listen_fds[i]);
 	}
 	ndaemons = 0;
 }

@@ -20,7 +20,11 @@ void server_wake(struct request *);
 const char *server_header(struct request *, const char *name);
 /* how many times a client request header occurs */
 int server_header_count(struct request *, const char *name);
-/* call cb for each client request header in order; stops when cb != 0 */
+/*
+ * Call cb (may be NULL) for each client request header in order; -1 if
+ * cb stopped the walk by returning non-zero, -2 if a name or value holds
+ * a NUL byte, else 0.
+ */
 int server_header_each(struct request *,
     int (*cb)(void *arg, const char *name, const char *value), void *arg);
 /* open connections from the same peer address as this request */

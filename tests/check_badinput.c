@@ -193,9 +193,14 @@ build_cases(void)
 	/* RFC 9112 6.1 also allows Transfer-Encoding to win */
 	cases[ncases - 1].alt_status = 200;
 	cases[ncases - 1].alt_needle = "\"bytes\":5,";
+	/*
+	 * Chunked bodies are decoded by libmicrohttpd after the head has
+	 * passed supagate's gate; a framing error there is its own 400
+	 * with its own (HTML) body, as supagate(8) DIAGNOSTICS says.
+	 */
 	add("bad chunk size", REQ("POST /rest/v1/sink HTTP/1.1",
 	    HOST "Transfer-Encoding: chunked\r\n") "zz\r\nhello\r\n0\r\n\r\n",
-	    0, 400, "bad_request");
+	    0, 400, "");
 	add("chunked not last", REQ("POST /rest/v1/sink HTTP/1.1",
 	    HOST "Transfer-Encoding: chunked, gzip\r\n") "x", 0, 400,
 	    "bad_request");

@@ -631,7 +631,15 @@ static const struct {
 	{ CONF_CLIENT_AUTH_PASS, 1, "Bearer SB_secret_x", NULL,	1, OURS },
 	{ CONF_CLIENT_AUTH_PASS, 1, "Bearer sb_a.b.c", NULL,	1, OURS },
 	{ CONF_CLIENT_AUTH_PASS, 1, "Bearer placeholder", NULL,	1, OURS },
-	{ CONF_CLIENT_AUTH_PASS, 1, "Bearer a.b.c", NULL,	1, OURS },
+	{ CONF_CLIENT_AUTH_PASS, 1, "Bearer placeholder", "placeholder",
+	    1, OURS },
+	/* beside an apikey, another token is the client's own: upstream judges */
+	{ CONF_CLIENT_AUTH_PASS, 1, "Bearer not-a-jwt", "placeholder",
+	    1, KEEP },
+	{ CONF_CLIENT_AUTH_REPLACE, 1, "Bearer not-a-jwt", "placeholder",
+	    1, OURS },
+	/* JWT-shaped but undecodable: not an API key, kept */
+	{ CONF_CLIENT_AUTH_PASS, 1, "Bearer a.b.c", NULL,	1, KEEP },
 	{ CONF_CLIENT_AUTH_PASS, 1, "Bearer ", NULL,		1, OURS },
 	{ CONF_CLIENT_AUTH_PASS, 1, "Bearer", NULL,		1, OURS },
 	{ CONF_CLIENT_AUTH_PASS, 1, "Basic dXNlcjpwYXNz", NULL,	1, OURS },
