@@ -415,6 +415,7 @@ main(void)
 	int	 failed;
 
 	h_init();
+	h_rss_tests();
 	gate.pid = -1;
 	if (h_fakeup_start(&up) == -1)
 		return EXIT_FAILURE;

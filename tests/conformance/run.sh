@@ -16,15 +16,16 @@ SRCDIR="$(cd "$HERE/../.." && pwd)"
 BUILDDIR="${abs_top_builddir:-$PWD}"
 SUPAGATE_BIN="${SUPAGATE_BIN:-$BUILDDIR/supagate}"
 REPORT="${CONFORMANCE_REPORT:-$SRCDIR/tests/conformance/report.txt}"
+NM="${SUPAGATE_NODE_MODULES:-$SRCDIR/node_modules}"
 WAIT_SECONDS=15
 
 skip() { echo "conformance: SKIP: $*" >&2; exit 77; }
 die() { echo "conformance: $*" >&2; exit 1; }
 
 [ -x "$SUPAGATE_BIN" ] || die "$SUPAGATE_BIN is missing (build first)"
-command -v node >/dev/null || skip "node is missing"
-[ -d "$SRCDIR/node_modules/@supabase/supabase-js" ] && [ -d "$SRCDIR/node_modules/ws" ] \
-  || skip "supabase-js or ws not installed (npm ci)"
+command -v node >/dev/null || die "node is missing (run scripts/install-deps)"
+[ -d "$NM/@supabase/supabase-js" ] && [ -d "$NM/ws" ] \
+  || die "supabase-js or ws not installed in $NM (npm ci)"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/supagate-conformance.XXXXXX")"
 chmod 711 "$WORK"   # the stack runs postgres as its own user: it must reach $WORK/stack
@@ -88,7 +89,7 @@ SUPAGATE_URL="http://127.0.0.1:$PORT" GATEWAY_URL="$GATEWAY_URL" \
   ANON_KEY_FILE="$ANON_KEY_FILE" SERVICE_KEY_FILE="$SERVICE_KEY_FILE" \
   JWT_SECRET_FILE="$JWT_SECRET_FILE" AUTH_URL="$AUTH_URL" STORAGE_URL="$STORAGE_URL" \
   STACK_DIR="$STACK" SUPAGATE_LOG="$WORK/supagate.log" CONFORMANCE_REPORT="$WORK/report.txt" \
-  NODE_PATH="$SRCDIR/node_modules" \
+  NODE_PATH="$NM" \
   node "$SRCDIR/tests/conformance/run.mjs" >"$WORK/run.out" 2>&1
 rc=$?
 set -e

@@ -242,6 +242,29 @@ make_dir(struct h_proc *p, const char *tag)
 	return 0;
 }
 
+#define CHILD_ENV_MAX	8
+static char	*child_env[CHILD_ENV_MAX];	/* "NAME=value" */
+
+void
+h_child_env(const char *name, const char *value)
+{
+	size_t	i, n = strlen(name);
+
+	for (i = 0; i < CHILD_ENV_MAX; i++)
+		if (child_env[i] != NULL && strncmp(child_env[i], name, n) ==
+		    0 && child_env[i][n] == '=') {
+			free(child_env[i]);
+			child_env[i] = NULL;
+		}
+	if (value == NULL)
+		return;
+	for (i = 0; i < CHILD_ENV_MAX; i++)
+		if (child_env[i] == NULL) {
+			child_env[i] = strdup(h_fmt("%s=%s", name, value));
+			return;
+		}
+}
+
 static pid_t
 spawn(const char *bin, char *const argv[], const char *log)
 {
@@ -257,6 +280,9 @@ spawn(const char *bin, char *const argv[], const char *log)
 	unsetenv("SUPABASE_KEY");
 	unsetenv("NOTIFY_SOCKET");
 	unsetenv("CREDENTIALS_DIRECTORY");
+	for (i = 0; i < CHILD_ENV_MAX; i++)
+		if (child_env[i] != NULL)
+			putenv(child_env[i]);
 	if ((fd = open("/dev/null", O_RDONLY)) != -1) {
 		dup2(fd, 0);
 		close(fd);
@@ -488,6 +514,16 @@ h_stop(struct h_proc *p, int wait_ms, int *killed)
 	if (getenv("H_KEEP") == NULL && p->dir[0] != '\0')
 		nftw(p->dir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
 	return st;
+}
+
+void
+h_rss_tests(void)
+{
+	const char	*o = getenv("ASAN_OPTIONS");
+
+	setenv("ASAN_OPTIONS", h_fmt("%s%squarantine_size_mb=0:"
+	    "thread_local_quarantine_size_kb=0", o != NULL ? o : "",
+	    o != NULL && *o != '\0' ? ":" : ""), 1);
 }
 
 long

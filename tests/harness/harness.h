@@ -40,6 +40,12 @@ struct h_proc {
  */
 void h_init(void);
 
+/*
+ * Children start without SUPABASE_URL, SUPABASE_KEY, NOTIFY_SOCKET and
+ * CREDENTIALS_DIRECTORY; this sets (value NULL: clears) one variable for
+ * the children started after the call.
+ */
+void h_child_env(const char *name, const char *value);
 /* start fakeup on 127.0.0.1:0; 0 or -1 (message on stderr) */
 int h_fakeup_start(struct h_proc *);
 /*
@@ -61,6 +67,13 @@ int h_stop(struct h_proc *, int wait_ms, int *killed);
 int h_alive(const struct h_proc *);
 /* VmHWM/VmRSS/... of pid in KiB, -1 if unknown */
 long h_vm_kb(pid_t, const char *field);
+/*
+ * For tests that bound supagate's peak RSS: under AddressSanitizer the
+ * quarantine of freed memory (256 MiB by default) would be measured
+ * too, so supagate processes started after this call run without it.
+ * Use-after-free detection keeps its quarantine in every other test.
+ */
+void h_rss_tests(void);
 /* reset VmHWM to the current RSS (clear_refs 5); 0 or -1 */
 int h_reset_hwm(pid_t);
 /* read the whole log file into a malloc'd string (NULL on error) */
