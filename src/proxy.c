@@ -28,6 +28,7 @@
 #define PROXY_LOCAL_MAX		(1024 * 1024)
 #define PROXY_URL_MAX		16384
 #define PROXY_SWEEP_MS		250
+#define PROXY_REPLAY_MAX	(64 * 1024)
 #define PROXY_USER_AGENT	PACKAGE_NAME "/" PACKAGE_VERSION
 
 static struct conf		*cur_conf;
@@ -125,6 +126,7 @@ proxy_new(const char *target)
 	r->conf = conf_ref(cur_conf);
 	sbuf_init(&r->head, PROXY_HEAD_MAX);
 	sbuf_init(&r->errbody, PROXY_LOCAL_MAX);
+	sbuf_init(&r->replay, PROXY_REPLAY_MAX);
 	if ((r->target = strdup(target)) == NULL ||
 	    (r->path = strdup(target)) == NULL) {
 		free(r->target);
@@ -246,6 +248,7 @@ proxy_free(struct request *r)
 	ring_fini(&r->respbuf);
 	sbuf_fini(&r->head);
 	sbuf_fini(&r->errbody);
+	sbuf_fini(&r->replay);
 	conf_unref(r->conf);
 	free(r->target);
 	free(r->path);
@@ -482,10 +485,24 @@ upstream_read_cb(void *arg, char *p, size_t n)
 	assert(r->magic == REQUEST_MAGIC);
 	if (r->is_error)
 		return UPSTREAM_ABORT;
+	if (r->replaying) {
+		got = r->replay.len - r->replay_pos;
+		if (got > n)
+			got = n;
+		memcpy(p, r->replay.s + r->replay_pos, got);
+		r->replay_pos += got;
+		if (r->replay_pos == r->replay.len)
+			r->replaying = 0;
+		if (got > 0)
+			return got;
+	}
 	got = ring_get(&r->reqbuf, p, n);
 	if (got > 0) {
 		r->progress_ms = evloop_now_ms();
 		metrics_bytes(METRICS_DIR_UPSTREAM, got);
+		/* keep small bodies, so a retry can send them again */
+		if (!r->replay.overflow && sbuf_add(&r->replay, p, got) != 0)
+			sbuf_fini(&r->replay);
 		/* the client may be suspended on a full buffer */
 		server_wake(r);
 		return got;
@@ -494,6 +511,21 @@ upstream_read_cb(void *arg, char *p, size_t n)
 		return 0;
 	r->up_read_paused = 1;
 	return UPSTREAM_PAUSE;
+}
+
+static int
+upstream_rewind_cb(void *arg)
+{
+	struct request	*r = arg;
+
+	assert(r->magic == REQUEST_MAGIC);
+	/* sbuf_fini cleared overflow: check the bound as well */
+	if (r->replay.overflow || r->replay.len != r->body_seen -
+	    r->reqbuf.len)
+		return -1;
+	r->replay_pos = 0;
+	r->replaying = r->replay.len > 0;
+	return 0;
 }
 
 static void
@@ -547,7 +579,8 @@ upstream_done_cb(void *arg, enum upstream_result res)
 }
 
 static const struct upstream_cbs proxy_upstream_cbs = {
-	upstream_head_cb, upstream_data_cb, upstream_read_cb, upstream_done_cb
+	upstream_head_cb, upstream_data_cb, upstream_read_cb,
+	upstream_rewind_cb, upstream_done_cb
 };
 
 static void

@@ -45,6 +45,9 @@ struct request {
 	uint64_t		 body_max;
 	int			 body_done;
 	struct ring		 reqbuf;
+	struct sbuf		 replay;	/* the body sent so far, if small */
+	size_t			 replay_pos;	/* resending from replay */
+	int			 replaying;
 
 	/* upstream */
 	struct upstream_xfer	*xfer;

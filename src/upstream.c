@@ -24,7 +24,6 @@ struct upstream_xfer {
 	struct sbuf		 head;
 	int			 status;
 	int			 head_done;
-	int			 in_cb;		/* inside a curl callback */
 	int			 cb_failed;	/* a callback asked to abort */
 	char			 errbuf[CURL_ERROR_SIZE];
 };
@@ -206,6 +205,18 @@ read_cb(char *p, size_t size, size_t nmemb, void *userp)
 	return r;
 }
 
+static int
+seek_cb(void *userp, curl_off_t offset, int origin)
+{
+	struct upstream_xfer	*x = userp;
+
+	assert(x->magic == XFER_MAGIC);
+	if (offset != 0 || origin != SEEK_SET || x->cbs->on_rewind == NULL ||
+	    x->cbs->on_rewind(x->arg) != 0)
+		return CURL_SEEKFUNC_CANTSEEK;
+	return CURL_SEEKFUNC_OK;
+}
+
 struct upstream_xfer *
 upstream_start(const struct upstream_req *rq, const struct upstream_cbs *cbs,
     void *arg)
@@ -272,6 +283,8 @@ upstream_start(const struct upstream_req *rq, const struct upstream_cbs *cbs,
 		curl_easy_setopt(x->easy, CURLOPT_UPLOAD, 1L);
 		curl_easy_setopt(x->easy, CURLOPT_READFUNCTION, read_cb);
 		curl_easy_setopt(x->easy, CURLOPT_READDATA, x);
+		curl_easy_setopt(x->easy, CURLOPT_SEEKFUNCTION, seek_cb);
+		curl_easy_setopt(x->easy, CURLOPT_SEEKDATA, x);
 		curl_easy_setopt(x->easy, CURLOPT_INFILESIZE_LARGE,
 		    (curl_off_t)rq->body_len);
 		curl_easy_setopt(x->easy, CURLOPT_CUSTOMREQUEST, rq->method);
@@ -357,7 +370,7 @@ check_done(void)
 		assert(x->magic == XFER_MAGIC);
 		res = map_result(x, m->data.result);
 		if (res != UPSTREAM_OK && res != UPSTREAM_ERR_ABORTED)
-			log_debug("%s: %s", __func__, x->errbuf[0] != '\0' ?
+			log_warnx("upstream: %s", x->errbuf[0] != '\0' ?
 			    x->errbuf : curl_easy_strerror(m->data.result));
 		curl_multi_remove_handle(multi, x->easy);
 		x->cbs->on_done(x->arg, res);

@@ -30,6 +30,12 @@ struct upstream_cbs {
 	size_t	(*on_data)(void *arg, const char *, size_t n);
 	/* request body: bytes written, 0 at the end, PAUSE or ABORT */
 	size_t	(*on_read)(void *arg, char *, size_t n);
+	/*
+	 * Rewind the request body to its start (curl retries a request on a
+	 * fresh connection when a reused one turns out dead): 0 if the body
+	 * can be sent again from the beginning, -1 if not.
+	 */
+	int	(*on_rewind)(void *arg);
 	/* the transfer is over; the xfer is freed right after */
 	void	(*on_done)(void *arg, enum upstream_result);
 };

@@ -450,6 +450,54 @@ START_TEST(bodies_chunked_and_length)
 }
 END_TEST
 
+/*
+ * An upstream that closes a kept-alive connection as the next request
+ * arrives: curl retries on a fresh connection, and supagate sends the
+ * body again (it keeps bodies up to 64 KiB for that).  A bigger body
+ * cannot be sent again: 502.
+ */
+START_TEST(retry_on_dead_keepalive)
+{
+	static unsigned char	small[20000], big[200000];
+	struct pattern_sum	s = PATTERN_SUM_INIT;
+	struct h_opts		o = { .body = small, .body_len = sizeof(small),
+				    .has_body = 1 };
+	struct h_resp		r;
+	double			n, sum;
+	int			chunked;
+
+	pattern_fill(small, 3, sizeof(small));
+	pattern_sum_update(&s, small, sizeof(small));
+	for (chunked = 0; chunked < 2; chunked++) {
+		o.chunked = chunked;
+		/* one request opens the upstream connection, the next reuses it */
+		ck_assert_int_eq(h_req(&r, gate.port, "POST",
+		    "/rest/v1/drop-on-reuse", &o), 0);
+		ck_assert_int_eq(r.status, 200);
+		h_resp_free(&r);
+		ck_assert_int_eq(h_req(&r, gate.port, "POST",
+		    "/rest/v1/drop-on-reuse", &o), 0);
+		ck_assert_msg(r.status == 200, "chunked %d: %ld %s", chunked,
+		    r.status, r.body);
+		ck_assert_int_eq(h_json_num(r.body, "body_len", &n), 0);
+		ck_assert_int_eq(h_json_num(r.body, "sum", &sum), 0);
+		ck_assert_uint_eq((uint64_t)n, sizeof(small));
+		ck_assert_uint_eq((uint32_t)sum, pattern_sum_value(&s));
+		h_resp_free(&r);
+	}
+	/* the connection of that retry is reused, and dropped, next */
+	o.body = big;
+	o.body_len = sizeof(big);
+	o.chunked = 0;
+	ck_assert_int_eq(h_req(&r, gate.port, "POST",
+	    "/rest/v1/drop-on-reuse", &o), 0);
+	ck_assert(h_is_error(&r, 502, "upstream_unavailable") == 0);
+	h_resp_free(&r);
+	get_ok(&r, "/rest/v1/echo", NULL);
+	h_resp_free(&r);
+}
+END_TEST
+
 START_TEST(expect_100_continue)
 {
 	static struct h_raw_resp	rr;
@@ -1104,6 +1152,7 @@ suite(void)
 	tcase_add_test(t, response_headers);
 	tcase_add_test(t, status_codes);
 	tcase_add_test(t, bodies_chunked_and_length);
+	tcase_add_test(t, retry_on_dead_keepalive);
 	tcase_add_test(t, expect_100_continue);
 	tcase_add_test(t, head_keeps_length);
 	tcase_add_test(t, sse_incremental);

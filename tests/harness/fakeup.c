@@ -7,6 +7,10 @@
  * same; an unknown segment echoes.
  *
  *   fakeup --port-file F	bind 127.0.0.1:0, write the port to F
+ *
+ * "drop-on-reuse" echoes on a connection's first request and closes the
+ * connection unanswered on any later one (a kept-alive connection that
+ * the upstream dropped just as it was reused).
  */
 #include "config.h"
 
@@ -516,6 +520,31 @@ completed_cb(void *cls, struct MHD_Connection *c, void **req_cls,
 	*req_cls = NULL;
 }
 
+/* requests served on each connection, for "drop-on-reuse" */
+static void
+conn_cb(void *cls, struct MHD_Connection *c, void **socket_ctx,
+    enum MHD_ConnectionNotificationCode code)
+{
+	(void)cls;
+	(void)c;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+		*socket_ctx = calloc(1, sizeof(unsigned));
+	else {
+		free(*socket_ctx);
+		*socket_ctx = NULL;
+	}
+}
+
+static unsigned
+conn_requests(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo	*ci;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci != NULL && ci->socket_context != NULL ?
+	    *(unsigned *)ci->socket_context : 0;
+}
+
 static enum MHD_Result
 access_cb(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -534,7 +563,13 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_NO;
 	path = raw_path(fr->uri);
 	if (!fr->started) {
+		const union MHD_ConnectionInfo *ci;
+
 		fr->started = 1;
+		ci = MHD_get_connection_info(c,
+		    MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+		if (ci != NULL && ci->socket_context != NULL)
+			(*(unsigned *)ci->socket_context)++;
 		if (strstr(path, "/_fake/") == NULL)
 			log_request(c, method, fr->uri);
 		free(path);
@@ -595,6 +630,8 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 		ret = do_headers(c);
 	else if (strcmp(seg, "slowbody") == 0)
 		ret = do_slowbody(c);
+	else if (strcmp(seg, "drop-on-reuse") == 0 && conn_requests(c) > 1)
+		ret = MHD_NO;	/* a kept-alive connection dies unanswered */
 	else
 		ret = do_echo(c, method, fr);
 	free(path);
@@ -657,6 +694,7 @@ main(int argc, char *argv[])
 	    MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sin,
 	    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, NULL,
 	    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
+	    MHD_OPTION_NOTIFY_CONNECTION, conn_cb, NULL,
 	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)2000,
 	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
 	    MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
