@@ -1,0 +1,64 @@
+/* store: the SQLite cache database (WAL), LRU eviction, tags */
+#ifndef SUPAGATE_STORE_H
+#define SUPAGATE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache.h"
+
+struct store;
+
+/* one stored response */
+struct store_entry {
+	int		 status;
+	char		*headers;	/* "Name: value\r\n" lines to replay */
+	size_t		 headers_len;
+	unsigned char	*body;
+	size_t		 body_len;
+	char		 etag[64];
+	int64_t		 stored_at;	/* wall seconds */
+	uint64_t	 ttl_s;
+	uint64_t	 swr_s;
+	uint64_t	 sie_s;
+};
+
+/*
+ * Open (create) path, mode 0600, WAL, with the schema; max_size bounds
+ * the sum of stored bytes (headers + body).  A corrupt or unreadable
+ * file is moved aside to path.corrupt-<time> and a new one created.
+ * NULL on failure (logged).
+ */
+struct store *store_open(const char *path, uint64_t max_size);
+void store_close(struct store *);
+/*
+ * Look up key; on a hit fill e (malloc'd headers and body: free with
+ * store_entry_fini) and record the access for LRU; 1 hit, 0 miss, -1
+ * error.
+ */
+int store_get(struct store *, const unsigned char key[CACHE_KEY_LEN],
+    struct store_entry *e);
+void store_entry_fini(struct store_entry *);
+/*
+ * Insert or replace key with e and its tags (path is kept for prefix
+ * purges), then evict least recently used entries until the total is
+ * within max_size.  0 or -1.
+ */
+int store_put(struct store *, const unsigned char key[CACHE_KEY_LEN],
+    const char *path, const struct store_entry *e,
+    char tags[][CACHE_TAG_MAX], size_t ntags);
+/* delete every entry tagged tag; returns how many, -1 on error */
+long store_invalidate_tag(struct store *, const char *tag);
+/* delete every entry whose path starts with prefix; count or -1 */
+long store_purge_prefix(struct store *, const char *prefix);
+/* delete everything; count or -1 */
+long store_purge_all(struct store *);
+/* bytes stored (headers + bodies) and entry count */
+uint64_t store_bytes(const struct store *);
+uint64_t store_count(const struct store *);
+/* entries evicted for space since open */
+uint64_t store_evictions(const struct store *);
+/* PRAGMA integrity_check == "ok": 1, else 0 */
+int store_check(struct store *);
+
+#endif
