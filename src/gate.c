@@ -78,6 +78,9 @@ gate_check(const char *buf, size_t len, size_t max_head,
 	for (i = 0; i < MAX_LEADING_CRLF && end - p >= 2 && p[0] == '\r' &&
 	    p[1] == '\n'; i++)
 		p += 2;
+	/* a leading CRLF cut in the middle: wait for the rest */
+	if (i < MAX_LEADING_CRLF && end - p == 1 && p[0] == '\r')
+		goto more_line;
 
 	/* method SP request-target SP HTTP-version CRLF */
 	for (m = p; p < end && is_tchar(*p); p++)
@@ -174,6 +177,9 @@ gate_check(const char *buf, size_t len, size_t max_head,
 	if (te && cl != NULL)
 		return reject(v, 400, "bad_request",
 		    "both Content-Length and Transfer-Encoding");
+	if (te && !http11)
+		return reject(v, 400, "bad_request",
+		    "Transfer-Encoding in an HTTP/1.0 request");
 	v->head_len = p - buf;
 	return GATE_OK;
 

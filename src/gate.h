@@ -25,7 +25,7 @@ struct gate_verdict {
  * whitespace before ':', no obs-fold, no NUL or other control bytes, CRLF
  * line ends), at most GATE_MAX_FIELDS fields, one Host (required for
  * 1.1), Content-Length digits only and consistent, Transfer-Encoding
- * only "chunked" and not together with Content-Length.  max_head bounds
+ * only "chunked", not together with Content-Length and not in HTTP/1.0.  max_head bounds
  * the head: a longer request line is 414, longer fields 431.  Pure: no
  * I/O, no allocation.
  */

@@ -26,10 +26,6 @@
 #define BAD		GATE_REJECT, 400, "bad_request", 0, 0
 #define TOO_LARGE	GATE_REJECT, 431, "headers_too_large", 0, 0
 #define V505		GATE_REJECT, 505, "http_version_not_supported", 0, 0
-/* valid, but a prefix ending inside the leading CRLFs is rejected */
-#define OK_PREFIX_BUG	GATE_OK, 0, NULL, 0, F_PREFIX_BUG
-
-#define F_PREFIX_BUG	0x1
 
 struct gcase {
 	const char		*name;
@@ -66,10 +62,10 @@ static const struct gcase cases[] = {
 	{ "host not first", S(H11 "X: 1\r\n" HOST "\r\n"), OK },
 
 	/* leading CRLFs: up to four are skipped */
-	{ "crlf x1", S("\r\n" H11 HOST "\r\n"), OK_PREFIX_BUG },
-	{ "crlf x2", S("\r\n\r\n" H11 HOST "\r\n"), OK_PREFIX_BUG },
-	{ "crlf x3", S("\r\n\r\n\r\n" H11 HOST "\r\n"), OK_PREFIX_BUG },
-	{ "crlf x4", S("\r\n\r\n\r\n\r\n" H11 HOST "\r\n"), OK_PREFIX_BUG },
+	{ "crlf x1", S("\r\n" H11 HOST "\r\n"), OK },
+	{ "crlf x2", S("\r\n\r\n" H11 HOST "\r\n"), OK },
+	{ "crlf x3", S("\r\n\r\n\r\n" H11 HOST "\r\n"), OK },
+	{ "crlf x4", S("\r\n\r\n\r\n\r\n" H11 HOST "\r\n"), OK },
 	{ "crlf x5", S("\r\n\r\n\r\n\r\n\r\n" H11 HOST "\r\n"), BAD },
 	{ "crlf x6", S("\r\n\r\n\r\n\r\n\r\n\r\n" H11 HOST "\r\n"), BAD },
 	{ "leading lf", S("\n" H11 HOST "\r\n"), BAD },
@@ -273,6 +269,8 @@ static const struct gcase cases[] = {
 
 	/* Transfer-Encoding: only "chunked", once, never with CL */
 	{ "te chunked", S(REQ11 "Transfer-Encoding: chunked\r\n\r\n"), OK },
+	{ "te in 1.0", S("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n"
+	    "\r\n"), BAD },
 	{ "te Chunked", S(REQ11 "Transfer-Encoding: Chunked\r\n\r\n"), OK },
 	{ "te CHUNKED", S(REQ11 "transfer-encoding: CHUNKED\r\n\r\n"), OK },
 	{ "te ows", S(REQ11 "Transfer-Encoding:\tchunked \r\n\r\n"), OK },
@@ -438,8 +436,6 @@ END_TEST
 
 START_TEST(test_table_prefixes)
 {
-	if (cases[_i].flags & F_PREFIX_BUG)
-		return;
 	run_prefixes(&cases[_i], MAXH);
 }
 END_TEST
@@ -465,19 +461,6 @@ START_TEST(test_table_tight)
 }
 END_TEST
 
-/*
- * The contract: GATE_MORE while the head is not complete.  A prefix
- * that ends inside the leading CRLFs ("\r", "\r\n\r") is rejected as a
- * malformed request line although more bytes make it a valid head.
- * Registered only with CHECK_GATE_KNOWN_BUGS set until gate.c is fixed.
- */
-START_TEST(test_known_leading_crlf_prefix)
-{
-	if (!(cases[_i].flags & F_PREFIX_BUG))
-		return;
-	run_prefixes(&cases[_i], MAXH);
-}
-END_TEST
 
 /* build "GET / HTTP/1.x\r\n" + n fields (the first Host for 1.1) */
 static char *
@@ -840,9 +823,6 @@ gate_suite(void)
 	add(s, "incremental_valid", test_incremental_valid, 5);
 	add(s, "incremental_mutations", test_incremental_mutations, 0);
 	add(s, "verdict_reset", test_verdict_reset, 0);
-	if (getenv("CHECK_GATE_KNOWN_BUGS") != NULL)
-		add(s, "known_leading_crlf_prefix",
-		    test_known_leading_crlf_prefix, NELEM(cases));
 	return s;
 }
 

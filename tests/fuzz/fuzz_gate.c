@@ -40,27 +40,6 @@ check_verdict(enum gate_result r, const struct gate_verdict *v,
 	}
 }
 
-#ifdef GATE_KNOWN_LEADING_CRLF_BUG
-/*
- * gate.c rejects a prefix ending in the middle of a leading CRLF ("\r",
- * "\r\n\r", ...) although more bytes can make it valid; see
- * crashes/gate-leading-crlf-prefix.  Tolerated only with this define.
- */
-static int
-known_bug(const char *buf, size_t n)
-{
-	size_t	i;
-
-	if (n % 2 == 0 || n > 7 || buf[n - 1] != '\r')
-		return 0;
-	for (i = 0; i + 1 < n; i += 2)
-		if (buf[i] != '\r' || buf[i + 1] != '\n')
-			return 0;
-	return 1;
-}
-#else
-#define known_bug(buf, n)	0
-#endif
 
 /*
  * The first byte picks max_head (small limits reach 414 and 431), the
@@ -102,12 +81,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (r == GATE_OK)
 				abort();
 			if (r == GATE_REJECT && (v.status != full.status ||
-			    strcmp(v.code, full.code) != 0) &&
-			    !known_bug(buf, n))
+			    strcmp(v.code, full.code) != 0))
 				abort();
 			break;
 		case GATE_OK:
-			if (r == GATE_REJECT && !known_bug(buf, n))
+			if (r == GATE_REJECT)
 				abort();
 			if (r == GATE_OK && v.head_len != full.head_len)
 				abort();
@@ -115,8 +93,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			break;
 		case GATE_MORE:
-			if (r != GATE_MORE && !(r == GATE_REJECT &&
-			    known_bug(buf, n)))
+			if (r != GATE_MORE)
 				abort();
 			break;
 		}
