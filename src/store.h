@@ -25,31 +25,48 @@ struct store_entry {
 
 /*
  * Open (create) path, mode 0600, WAL, with the schema; max_size bounds
- * the sum of stored bytes (headers + body).  A corrupt or unreadable
- * file is moved aside to path.corrupt-<time> and a new one created.
- * NULL on failure (logged).
+ * the sum of stored bytes (headers + body; the file itself is larger),
+ * 0 for no bound, and is applied at once (evicting) if the store holds
+ * more.  A file that is not a database, fails PRAGMA quick_check or
+ * has a newer schema is moved aside to path.corrupt-<time> (its WAL
+ * with it) and a new one created.  Another application's SQLite
+ * database is left alone.  NULL on failure (logged): the path cannot be
+ * opened, is not a regular file, is someone else's database.
  */
 struct store *store_open(const char *path, uint64_t max_size);
 void store_close(struct store *);
 /*
- * Look up key; on a hit fill e (malloc'd headers and body: free with
- * store_entry_fini) and record the access for LRU; 1 hit, 0 miss, -1
- * error.
+ * Look up key; on a hit fill e (malloc'd headers and body, each with a
+ * NUL after its _len bytes, never NULL: free with store_entry_fini) and
+ * record the access for LRU; 1 hit, 0 miss, -1 error.  e is zeroed
+ * first, so store_entry_fini(e) is safe after any result.  Expiry is
+ * the caller's business: an entry stays until replaced, purged or
+ * evicted.  Recency is approximate: an entry among the newest eighth
+ * of accesses is not moved, and accesses are written in batches (lost,
+ * not harmful, on a crash).
  */
 int store_get(struct store *, const unsigned char key[CACHE_KEY_LEN],
     struct store_entry *e);
 void store_entry_fini(struct store_entry *);
 /*
  * Insert or replace key with e and its tags (path is kept for prefix
- * purges), then evict least recently used entries until the total is
- * within max_size.  0 or -1.
+ * purges; NULL is ""), then evict least recently used entries until the
+ * total is within max_size, all in one transaction.  The caller bounds
+ * ntags (CACHE_TAGS_MAX); every tag passed is stored, up to
+ * CACHE_TAG_MAX bytes (a NUL ends it earlier; empty ones are skipped).
+ * headers and body may be NULL when their length is 0.  An entry larger
+ * than max_size is not stored and any old entry under key is dropped
+ * (it is out of date): -1, logged at debug level only.  0 or -1.
  */
 int store_put(struct store *, const unsigned char key[CACHE_KEY_LEN],
     const char *path, const struct store_entry *e,
     char tags[][CACHE_TAG_MAX], size_t ntags);
 /* delete every entry tagged tag; returns how many, -1 on error */
 long store_invalidate_tag(struct store *, const char *tag);
-/* delete every entry whose path starts with prefix; count or -1 */
+/*
+ * delete every entry whose path starts with prefix, compared bytewise
+ * (no wildcards; "" is everything); count or -1
+ */
 long store_purge_prefix(struct store *, const char *prefix);
 /* delete everything; count or -1 */
 long store_purge_all(struct store *);

@@ -1,0 +1,1034 @@
+/* store: the SQLite cache database (WAL), LRU eviction, tags */
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "store.h"
+
+#define STORE_SCHEMA	1		/* PRAGMA user_version we write */
+#define STORE_APP_ID	0x53475443	/* PRAGMA application_id, "SGTC" */
+#define BUSY_TIMEOUT_MS	1000
+#define WAL_LIMIT	(64 * 1024 * 1024)	/* journal_size_limit */
+#define TOUCH_MAX	64		/* LRU updates batched per flush */
+#define EVICT_BATCH	32		/* oldest entries read per round */
+
+/*
+ * Entries hold the small columns, bodies the blobs: an LRU update
+ * rewrites the whole row it touches, and must not copy a body to do it.
+ * The trigger keeps tags and bodies in step with entries, so every
+ * delete below is one statement on entries.  INSERT OR REPLACE is never
+ * used on entries: its implicit delete does not fire triggers.
+ */
+static const char *const schema_v1 =
+	"CREATE TABLE entries ("
+	"  id INTEGER PRIMARY KEY,"
+	"  key BLOB NOT NULL UNIQUE,"
+	"  path TEXT NOT NULL,"
+	"  status INTEGER NOT NULL,"
+	"  etag TEXT NOT NULL,"
+	"  stored_at INTEGER NOT NULL,"
+	"  ttl INTEGER NOT NULL,"
+	"  swr INTEGER NOT NULL,"
+	"  sie INTEGER NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  last_access INTEGER NOT NULL);"
+	"CREATE INDEX entries_lru ON entries (last_access);"
+	"CREATE INDEX entries_path ON entries (path);"
+	"CREATE TABLE bodies ("
+	"  id INTEGER PRIMARY KEY,"
+	"  headers BLOB NOT NULL,"
+	"  body BLOB NOT NULL);"
+	"CREATE TABLE tags ("
+	"  tag TEXT NOT NULL,"
+	"  entry INTEGER NOT NULL,"
+	"  PRIMARY KEY (tag, entry)) WITHOUT ROWID;"
+	"CREATE INDEX tags_entry ON tags (entry);"
+	"CREATE TRIGGER entries_delete AFTER DELETE ON entries BEGIN"
+	"  DELETE FROM tags WHERE entry = old.id;"
+	"  DELETE FROM bodies WHERE id = old.id;"
+	" END;";
+
+enum {
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_GET,
+	S_TOUCH,
+	S_FIND,
+	S_DEL,
+	S_INSERT,
+	S_INSERT_BODY,
+	S_TAG,
+	S_OLDEST,
+	S_TAG_SUM,
+	S_TAG_DEL,
+	S_PFX_SUM,
+	S_PFX_DEL,
+	S_ALL_TAGS,
+	S_ALL_DEL,
+	S_TOTALS,
+	S__MAX
+};
+
+static const char *const stmt_sql[S__MAX] = {
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_GET] = "SELECT e.id, e.status, e.etag, e.stored_at, e.ttl, e.swr,"
+	    " e.sie, e.last_access, b.headers, b.body"
+	    " FROM entries e JOIN bodies b ON b.id = e.id WHERE e.key = ?1",
+	/* max(): a pending touch may name an id since reused by a put */
+	[S_TOUCH] = "UPDATE entries SET last_access = max(last_access, ?2)"
+	    " WHERE id = ?1",
+	[S_FIND] = "SELECT id, size FROM entries WHERE key = ?1",
+	[S_DEL] = "DELETE FROM entries WHERE id = ?1",
+	[S_INSERT] = "INSERT INTO entries (key, path, status, etag,"
+	    " stored_at, ttl, swr, sie, size, last_access)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	[S_INSERT_BODY] = "INSERT INTO bodies (id, headers, body)"
+	    " VALUES (?1, ?2, ?3)",
+	[S_TAG] = "INSERT OR IGNORE INTO tags (tag, entry) VALUES (?1, ?2)",
+	[S_OLDEST] = "SELECT id, size FROM entries ORDER BY last_access"
+	    " LIMIT 32",
+	[S_TAG_SUM] = "SELECT count(*), total(e.size) FROM tags t"
+	    " JOIN entries e ON e.id = t.entry WHERE t.tag = ?1",
+	[S_TAG_DEL] = "DELETE FROM entries WHERE id IN"
+	    " (SELECT entry FROM tags WHERE tag = ?1)",
+	/* the range is exactly "starts with ?1"; see prefix_bounds() */
+	[S_PFX_SUM] = "SELECT count(*), total(size) FROM entries"
+	    " WHERE path >= ?1 AND path < ?2",
+	[S_PFX_DEL] = "DELETE FROM entries WHERE path >= ?1 AND path < ?2",
+	[S_ALL_TAGS] = "DELETE FROM tags",
+	[S_ALL_DEL] = "DELETE FROM entries",
+	[S_TOTALS] = "SELECT count(*), total(size),"
+	    " ifnull(max(last_access), 0) FROM entries",
+};
+
+struct touch {
+	int64_t		 id;
+	int64_t		 at;
+};
+
+struct store {
+	sqlite3		*db;
+	sqlite3_stmt	*stmt[S__MAX];
+	char		*path;
+	uint64_t	 max_size;	/* 0: unbounded */
+	uint64_t	 bytes;		/* committed headers + bodies */
+	uint64_t	 count;
+	uint64_t	 evictions;
+	int64_t		 clock;		/* LRU counter, max(last_access) */
+	struct touch	 touch[TOUCH_MAX];	/* LRU updates not yet written */
+	size_t		 ntouch;
+};
+
+/* open_db() results */
+#define OPEN_OK		0
+#define OPEN_FAIL	-1
+#define OPEN_CORRUPT	1	/* move the file aside and try again */
+
+static int
+is_corrupt(int rc)
+{
+	rc &= 0xff;
+	return rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT;
+}
+
+static int
+db_fail(struct store *st, const char *fn)
+{
+	log_warnx("%s: %s: %s", fn, st->path, sqlite3_errmsg(st->db));
+	return -1;
+}
+
+/* step a statement without results; 0 or -1 (logged) */
+static int
+run(struct store *st, int idx, const char *fn)
+{
+	sqlite3_stmt	*s = st->stmt[idx];
+	int		 ret = 0;
+
+	if (sqlite3_step(s) != SQLITE_DONE)
+		ret = db_fail(st, fn);
+	sqlite3_reset(s);
+	sqlite3_clear_bindings(s);
+	return ret;
+}
+
+/* count, bytes and clock from the database, after open or a rollback */
+static int
+resync(struct store *st)
+{
+	sqlite3_stmt	*s = st->stmt[S_TOTALS];
+	double		 total;
+	int		 ret = -1;
+
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		db_fail(st, __func__);
+		goto out;
+	}
+	st->count = (uint64_t)sqlite3_column_int64(s, 0);
+	total = sqlite3_column_double(s, 1);
+	st->bytes = total > 0 ? (uint64_t)total : 0;
+	if (sqlite3_column_int64(s, 2) > st->clock)
+		st->clock = sqlite3_column_int64(s, 2);
+	ret = 0;
+ out:
+	sqlite3_reset(s);
+	return ret;
+}
+
+/* take n entries of size bytes off the totals, never below 0 */
+static void
+forget(struct store *st, int64_t n, int64_t size)
+{
+	if (n > 0)
+		st->count -= (uint64_t)n < st->count ? (uint64_t)n : st->count;
+	if (size > 0)
+		st->bytes -= (uint64_t)size < st->bytes ? (uint64_t)size :
+		    st->bytes;
+}
+
+static int
+begin(struct store *st, const char *fn)
+{
+	return run(st, S_BEGIN, fn);
+}
+
+static int
+commit(struct store *st, const char *fn)
+{
+	if (run(st, S_COMMIT, fn) == 0)
+		return 0;
+	if (!sqlite3_get_autocommit(st->db))
+		(void)run(st, S_ROLLBACK, fn);
+	(void)resync(st);
+	return -1;
+}
+
+/* undo a failed transaction (already logged) and reload the totals */
+static void
+rollback(struct store *st)
+{
+	sqlite3_stmt	*s = st->stmt[S_ROLLBACK];
+
+	if (!sqlite3_get_autocommit(st->db)) {
+		sqlite3_step(s);
+		sqlite3_reset(s);
+	}
+	(void)resync(st);
+}
+
+/* write the batched LRU updates; inside a transaction */
+static int
+flush_touches(struct store *st)
+{
+	sqlite3_stmt	*s = st->stmt[S_TOUCH];
+	size_t		 i;
+	int		 ret = 0;
+
+	for (i = 0; i < st->ntouch && ret == 0; i++) {
+		if (sqlite3_bind_int64(s, 1, st->touch[i].id) ||
+		    sqlite3_bind_int64(s, 2, st->touch[i].at) ||
+		    sqlite3_step(s) != SQLITE_DONE)
+			ret = db_fail(st, __func__);
+		sqlite3_reset(s);
+	}
+	st->ntouch = 0;		/* on failure recency is lost, not data */
+	return ret;
+}
+
+/* flush in a transaction of its own */
+static void
+flush_touches_tx(struct store *st)
+{
+	if (st->ntouch == 0)
+		return;
+	if (begin(st, __func__) == -1) {
+		st->ntouch = 0;
+		return;
+	}
+	if (flush_touches(st) == -1) {
+		rollback(st);
+		return;
+	}
+	(void)commit(st, __func__);
+}
+
+/*
+ * Record an access of entry id, last used at last.  An entry among the
+ * count/8 most recent accesses is left where it is (approximate LRU, as
+ * Varnish's lru_interval does): a hot entry costs no write per hit, and
+ * it is nowhere near the end that eviction takes from.  With few
+ * entries the window is 0 and the order is exact.
+ */
+static void
+touch(struct store *st, int64_t id, int64_t last)
+{
+	size_t	 i;
+
+	for (i = 0; i < st->ntouch; i++)
+		if (st->touch[i].id == id) {
+			last = st->touch[i].at;
+			break;
+		}
+	if ((uint64_t)(st->clock - last) <= st->count / 8)
+		return;
+	if (i < st->ntouch) {
+		st->touch[i].at = ++st->clock;
+		return;
+	}
+	st->touch[st->ntouch].id = id;
+	st->touch[st->ntouch].at = ++st->clock;
+	if (++st->ntouch == TOUCH_MAX)
+		flush_touches_tx(st);
+}
+
+/*
+ * Delete least recently used entries until the total fits; inside a
+ * transaction.  The entry just put has the newest access and fits by
+ * itself, so it is never reached.
+ */
+static int
+evict(struct store *st, uint64_t *evicted)
+{
+	sqlite3_stmt	*s = st->stmt[S_OLDEST], *d = st->stmt[S_DEL];
+	int64_t		 id[EVICT_BATCH], size[EVICT_BATCH];
+	size_t		 i, n;
+	int		 rc = SQLITE_DONE;
+
+	while (st->max_size > 0 && st->bytes > st->max_size) {
+		n = 0;
+		while (n < EVICT_BATCH && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+			id[n] = sqlite3_column_int64(s, 0);
+			size[n] = sqlite3_column_int64(s, 1);
+			n++;
+		}
+		if (n < EVICT_BATCH && rc != SQLITE_DONE) {
+			db_fail(st, __func__);
+			sqlite3_reset(s);
+			return -1;
+		}
+		sqlite3_reset(s);
+		if (n == 0) {
+			/* the totals were wrong: trust the database */
+			st->bytes = 0;
+			st->count = 0;
+			break;
+		}
+		for (i = 0; i < n && st->bytes > st->max_size; i++) {
+			if (sqlite3_bind_int64(d, 1, id[i]) ||
+			    sqlite3_step(d) != SQLITE_DONE) {
+				db_fail(st, __func__);
+				sqlite3_reset(d);
+				return -1;
+			}
+			sqlite3_reset(d);
+			forget(st, 1, size[i]);
+			(*evicted)++;
+		}
+	}
+	return 0;
+}
+
+static int
+prepare_all(struct store *st)
+{
+	int	 i;
+
+	for (i = 0; i < S__MAX; i++)
+		if (sqlite3_prepare_v3(st->db, stmt_sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL) !=
+		    SQLITE_OK)
+			return db_fail(st, __func__);
+	return 0;
+}
+
+static void
+close_db(struct store *st)
+{
+	int	 i;
+
+	for (i = 0; i < S__MAX; i++) {
+		sqlite3_finalize(st->stmt[i]);
+		st->stmt[i] = NULL;
+	}
+	if (sqlite3_close(st->db) != SQLITE_OK)
+		log_warnx("%s: %s: %s", __func__, st->path,
+		    sqlite3_errmsg(st->db));
+	st->db = NULL;
+}
+
+/* one row, one integer column; -1 (logged) on error, *corrupt set */
+static int
+pragma_int(struct store *st, const char *sql, int64_t *v, int *corrupt)
+{
+	sqlite3_stmt	*s = NULL;
+	int		 rc, ret = -1;
+
+	rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		*corrupt = is_corrupt(rc) ||
+		    is_corrupt(sqlite3_errcode(st->db));
+		db_fail(st, sql);
+		goto out;
+	}
+	*v = sqlite3_column_int64(s, 0);
+	ret = 0;
+ out:
+	sqlite3_finalize(s);
+	return ret;
+}
+
+/* quick_check (or integrity_check) says "ok": 1; 0 if not; -1 error */
+static int
+check_ok(struct store *st, const char *sql, int *corrupt)
+{
+	sqlite3_stmt	*s = NULL;
+	const char	*r;
+	int		 rc, ret = -1;
+
+	rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		*corrupt = is_corrupt(rc) ||
+		    is_corrupt(sqlite3_errcode(st->db));
+		db_fail(st, sql);
+		goto out;
+	}
+	r = (const char *)sqlite3_column_text(s, 0);
+	ret = r != NULL && strcmp(r, "ok") == 0 &&
+	    sqlite3_step(s) == SQLITE_DONE;
+	if (!ret)
+		log_warnx("%s: %s: %s", st->path, sql, r ? r : "(null)");
+ out:
+	sqlite3_finalize(s);
+	return ret;
+}
+
+/*
+ * Bring the schema to STORE_SCHEMA; migrations from older versions go in
+ * the switch, each falling through to the next.  Runs in one write
+ * transaction, so two daemons opening one new file do not both create.
+ */
+static int
+migrate(struct store *st)
+{
+	char		 sql[96];
+	int64_t		 app, ver, tables;
+	int		 corrupt = 0, ret = OPEN_FAIL;
+
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) !=
+	    SQLITE_OK) {
+		db_fail(st, __func__);
+		return is_corrupt(sqlite3_errcode(st->db)) ? OPEN_CORRUPT :
+		    OPEN_FAIL;
+	}
+	if (pragma_int(st, "PRAGMA application_id", &app, &corrupt) == -1 ||
+	    pragma_int(st, "PRAGMA user_version", &ver, &corrupt) == -1 ||
+	    pragma_int(st, "SELECT count(*) FROM sqlite_master", &tables,
+	    &corrupt) == -1) {
+		ret = corrupt ? OPEN_CORRUPT : OPEN_FAIL;
+		goto out;
+	}
+	if ((app != STORE_APP_ID && app != 0) ||
+	    (app == 0 && tables > 0)) {
+		/* somebody's database: not ours to move or to write */
+		log_warnx("%s: not a supagate cache database", st->path);
+		goto out;
+	}
+	if (ver > STORE_SCHEMA) {
+		log_warnx("%s: cache schema %" PRId64 " is newer than %d",
+		    st->path, ver, STORE_SCHEMA);
+		ret = OPEN_CORRUPT;
+		goto out;
+	}
+	switch (ver) {
+	case 0:
+		if (sqlite3_exec(st->db, schema_v1, NULL, NULL, NULL) !=
+		    SQLITE_OK) {
+			db_fail(st, __func__);
+			goto out;
+		}
+		/* FALLTHROUGH */
+	case STORE_SCHEMA:
+		break;
+	}
+	if (ver != STORE_SCHEMA) {
+		snprintf(sql, sizeof(sql), "PRAGMA application_id = %d;"
+		    "PRAGMA user_version = %d", STORE_APP_ID, STORE_SCHEMA);
+		if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+			db_fail(st, __func__);
+			goto out;
+		}
+	}
+	if (sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+		db_fail(st, __func__);
+		goto out;
+	}
+	return OPEN_OK;
+ out:
+	sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return ret;
+}
+
+/* create path 0600 (or tighten it) before SQLite opens it */
+static int
+create_file(const char *path)
+{
+	struct stat	 sb;
+	int		 fd;
+
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+		log_warn("%s", path);
+		return -1;
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode)) {
+		log_warnx("%s: not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	if ((sb.st_mode & 077) != 0 && fchmod(fd, 0600) == -1) {
+		log_warn("%s: chmod", path);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+static int
+open_db(struct store *st)
+{
+	const char	*mode;
+	sqlite3_stmt	*s = NULL;
+	char		 sql[96];
+	int		 rc, corrupt = 0, ret;
+
+	if (create_file(st->path) == -1)
+		return OPEN_FAIL;
+	/* WAL and shm files take the mode of the database file */
+	rc = sqlite3_open_v2(st->path, &st->db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		if (st->db == NULL) {
+			log_warnx("%s: %s", st->path, sqlite3_errstr(rc));
+			return OPEN_FAIL;
+		}
+		db_fail(st, __func__);
+		return is_corrupt(rc) ? OPEN_CORRUPT : OPEN_FAIL;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
+
+	/* the first read of the file: garbage shows up here */
+	rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s,
+	    NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		corrupt = is_corrupt(rc) || is_corrupt(sqlite3_errcode(st->db));
+		db_fail(st, "journal_mode");
+		sqlite3_finalize(s);
+		return corrupt ? OPEN_CORRUPT : OPEN_FAIL;
+	}
+	mode = (const char *)sqlite3_column_text(s, 0);
+	if (mode == NULL || strcmp(mode, "wal") != 0)
+		log_warnx("%s: journal mode %s, not wal", st->path,
+		    mode ? mode : "(null)");
+	sqlite3_finalize(s);
+
+	switch (check_ok(st, "PRAGMA quick_check", &corrupt)) {
+	case 1:
+		break;
+	case 0:
+		return OPEN_CORRUPT;
+	default:
+		return corrupt ? OPEN_CORRUPT : OPEN_FAIL;
+	}
+	/* a cache entry may be lost on power failure, never half-written */
+	snprintf(sql, sizeof(sql), "PRAGMA synchronous = NORMAL;"
+	    "PRAGMA journal_size_limit = %d", WAL_LIMIT);
+	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+		db_fail(st, __func__);
+		return OPEN_FAIL;
+	}
+	if ((ret = migrate(st)) != OPEN_OK)
+		return ret;
+	if (prepare_all(st) == -1)
+		/* ours by its id and version, yet not the schema we wrote */
+		return OPEN_CORRUPT;
+	if (resync(st) == -1)
+		return OPEN_FAIL;
+	return OPEN_OK;
+}
+
+/* rename path (and its WAL) to path.corrupt-<time>; drop the shm */
+static int
+move_aside(const char *path)
+{
+	char	 to[4096], from[4096];
+	int	 n;
+
+	n = snprintf(to, sizeof(to), "%s.corrupt-%lld", path,
+	    (long long)time(NULL));
+	if (n < 0 || (size_t)n + 4 >= sizeof(to)) {
+		log_warnx("%s: path too long", path);
+		return -1;
+	}
+	if (rename(path, to) == -1) {
+		log_warn("%s: rename to %s", path, to);
+		return -1;
+	}
+	log_warnx("%s: corrupt cache database moved to %s, starting empty",
+	    path, to);
+	snprintf(from, sizeof(from), "%s-wal", path);
+	strcat(to, "-wal");
+	if (rename(from, to) == -1 && errno != ENOENT)
+		log_warn("%s: rename", from);
+	snprintf(from, sizeof(from), "%s-shm", path);
+	if (unlink(from) == -1 && errno != ENOENT)
+		log_warn("%s: unlink", from);
+	return 0;
+}
+
+struct store *
+store_open(const char *path, uint64_t max_size)
+{
+	struct store	*st;
+	uint64_t	 evicted = 0;
+	int		 r;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL ||
+	    (st->path = strdup(path)) == NULL) {
+		log_warn("%s", __func__);
+		free(st);
+		return NULL;
+	}
+	st->max_size = max_size;
+	if ((r = open_db(st)) == OPEN_CORRUPT) {
+		close_db(st);
+		if (move_aside(path) == -1)
+			goto fail;
+		r = open_db(st);
+	}
+	if (r != OPEN_OK)
+		goto fail;
+	/* max_size may have shrunk since the last run */
+	if (max_size > 0 && st->bytes > max_size) {
+		if (begin(st, __func__) == -1)
+			goto fail;
+		if (evict(st, &evicted) == -1) {
+			rollback(st);
+			goto fail;
+		}
+		if (commit(st, __func__) == -1)
+			goto fail;
+		st->evictions += evicted;
+	}
+	return st;
+ fail:
+	close_db(st);
+	free(st->path);
+	free(st);
+	return NULL;
+}
+
+void
+store_close(struct store *st)
+{
+	if (st == NULL)
+		return;
+	flush_touches_tx(st);
+	close_db(st);
+	free(st->path);
+	free(st);
+}
+
+/* copy a column's bytes, NUL-terminated; NULL when out of memory */
+static void *
+dup_column(sqlite3_stmt *s, int col, size_t *len)
+{
+	const void	*p = sqlite3_column_blob(s, col);
+	size_t		 n = (size_t)sqlite3_column_bytes(s, col);
+	char		*q;
+
+	if ((q = malloc(n + 1)) == NULL)
+		return NULL;
+	if (n > 0)
+		memcpy(q, p, n);
+	q[n] = '\0';
+	*len = n;
+	return q;
+}
+
+static uint64_t
+column_u64(sqlite3_stmt *s, int col)
+{
+	int64_t	 v = sqlite3_column_int64(s, col);
+
+	return v > 0 ? (uint64_t)v : 0;
+}
+
+int
+store_get(struct store *st, const unsigned char key[CACHE_KEY_LEN],
+    struct store_entry *e)
+{
+	sqlite3_stmt	*s = st->stmt[S_GET];
+	const char	*etag;
+	int64_t		 id = 0, last = 0;
+	int		 rc, ret = -1;
+
+	memset(e, 0, sizeof(*e));
+	if (sqlite3_bind_blob(s, 1, key, CACHE_KEY_LEN, SQLITE_STATIC) !=
+	    SQLITE_OK) {
+		db_fail(st, __func__);
+		goto out;
+	}
+	if ((rc = sqlite3_step(s)) == SQLITE_DONE) {
+		ret = 0;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		db_fail(st, __func__);
+		goto out;
+	}
+	id = sqlite3_column_int64(s, 0);
+	e->status = sqlite3_column_int(s, 1);
+	if ((etag = (const char *)sqlite3_column_text(s, 2)) != NULL)
+		snprintf(e->etag, sizeof(e->etag), "%s", etag);
+	e->stored_at = sqlite3_column_int64(s, 3);
+	e->ttl_s = column_u64(s, 4);
+	e->swr_s = column_u64(s, 5);
+	e->sie_s = column_u64(s, 6);
+	last = sqlite3_column_int64(s, 7);
+	if ((e->headers = dup_column(s, 8, &e->headers_len)) == NULL ||
+	    (e->body = dup_column(s, 9, &e->body_len)) == NULL) {
+		log_warnx("%s: out of memory", __func__);
+		store_entry_fini(e);
+		goto out;
+	}
+	ret = 1;
+ out:
+	sqlite3_reset(s);
+	if (ret == 1)
+		touch(st, id, last);
+	return ret;
+}
+
+void
+store_entry_fini(struct store_entry *e)
+{
+	free(e->headers);
+	free(e->body);
+	e->headers = NULL;
+	e->headers_len = 0;
+	e->body = NULL;
+	e->body_len = 0;
+}
+
+static int64_t
+clamp64(uint64_t v)
+{
+	return v > INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
+/* bind n bytes at p as a blob; an empty blob when n is 0 (p may be NULL) */
+static int
+bind_bytes(sqlite3_stmt *s, int col, const void *p, size_t n)
+{
+	if (n == 0)
+		return sqlite3_bind_zeroblob(s, col, 0);
+	return sqlite3_bind_blob64(s, col, p, n, SQLITE_STATIC);
+}
+
+/* replace key's entry and its tags; inside a transaction */
+static int
+put_entry(struct store *st, const unsigned char key[CACHE_KEY_LEN],
+    const char *path, const struct store_entry *e, uint64_t size,
+    char tags[][CACHE_TAG_MAX], size_t ntags)
+{
+	sqlite3_stmt	*s;
+	int64_t		 id;
+	size_t		 i;
+	int		 ret = -1;
+
+	s = st->stmt[S_INSERT];
+	if (sqlite3_bind_blob(s, 1, key, CACHE_KEY_LEN, SQLITE_STATIC) ||
+	    sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC) ||
+	    sqlite3_bind_int(s, 3, e->status) ||
+	    sqlite3_bind_text(s, 4, e->etag, (int)strnlen(e->etag,
+	    sizeof(e->etag)), SQLITE_STATIC) ||
+	    sqlite3_bind_int64(s, 5, e->stored_at) ||
+	    sqlite3_bind_int64(s, 6, clamp64(e->ttl_s)) ||
+	    sqlite3_bind_int64(s, 7, clamp64(e->swr_s)) ||
+	    sqlite3_bind_int64(s, 8, clamp64(e->sie_s)) ||
+	    sqlite3_bind_int64(s, 9, clamp64(size)) ||
+	    sqlite3_bind_int64(s, 10, st->clock + 1) ||
+	    sqlite3_step(s) != SQLITE_DONE) {
+		db_fail(st, __func__);
+		goto out;
+	}
+	sqlite3_reset(s);
+	id = sqlite3_last_insert_rowid(st->db);
+
+	s = st->stmt[S_INSERT_BODY];
+	if (sqlite3_bind_int64(s, 1, id) ||
+	    bind_bytes(s, 2, e->headers, e->headers_len) ||
+	    bind_bytes(s, 3, e->body, e->body_len) ||
+	    sqlite3_step(s) != SQLITE_DONE) {
+		db_fail(st, __func__);
+		goto out;
+	}
+	sqlite3_reset(s);
+
+	s = st->stmt[S_TAG];
+	for (i = 0; i < ntags; i++) {
+		size_t	 len = strnlen(tags[i], CACHE_TAG_MAX);
+
+		if (len == 0)
+			continue;
+		if (sqlite3_bind_text(s, 1, tags[i], (int)len,
+		    SQLITE_STATIC) ||
+		    sqlite3_bind_int64(s, 2, id) ||
+		    sqlite3_step(s) != SQLITE_DONE) {
+			db_fail(st, __func__);
+			goto out;
+		}
+		sqlite3_reset(s);
+	}
+	ret = 0;
+ out:
+	sqlite3_reset(s);
+	return ret;
+}
+
+/* delete key's entry if there is one; inside a transaction */
+static int
+drop_key(struct store *st, const unsigned char key[CACHE_KEY_LEN])
+{
+	sqlite3_stmt	*s = st->stmt[S_FIND], *d = st->stmt[S_DEL];
+	int64_t		 id, size;
+	int		 rc, ret = -1;
+
+	if (sqlite3_bind_blob(s, 1, key, CACHE_KEY_LEN, SQLITE_STATIC) ||
+	    ((rc = sqlite3_step(s)) != SQLITE_ROW && rc != SQLITE_DONE)) {
+		db_fail(st, __func__);
+		goto out;
+	}
+	if (rc == SQLITE_DONE) {
+		ret = 0;
+		goto out;
+	}
+	id = sqlite3_column_int64(s, 0);
+	size = sqlite3_column_int64(s, 1);
+	if (sqlite3_bind_int64(d, 1, id) || sqlite3_step(d) != SQLITE_DONE) {
+		db_fail(st, __func__);
+		goto out;
+	}
+	forget(st, 1, size);
+	ret = 0;
+ out:
+	sqlite3_reset(d);
+	sqlite3_reset(s);
+	return ret;
+}
+
+int
+store_put(struct store *st, const unsigned char key[CACHE_KEY_LEN],
+    const char *path, const struct store_entry *e,
+    char tags[][CACHE_TAG_MAX], size_t ntags)
+{
+	uint64_t	 size, evicted = 0;
+	int		 fits;
+
+	if (path == NULL)
+		path = "";
+	size = (uint64_t)e->headers_len + e->body_len;
+	fits = size >= e->headers_len &&
+	    (st->max_size == 0 || size <= st->max_size);
+
+	if (begin(st, __func__) == -1)
+		return -1;
+	if (flush_touches(st) == -1 || drop_key(st, key) == -1)
+		goto fail;
+	if (!fits) {
+		/* the old version is gone either way: it is out of date */
+		if (commit(st, __func__) == -1)
+			return -1;
+		log_debug("%s: %" PRIu64 " bytes exceed the cache size %"
+		    PRIu64 ", not stored", __func__, size, st->max_size);
+		return -1;
+	}
+	if (put_entry(st, key, path, e, size, tags, ntags) == -1)
+		goto fail;
+	st->clock++;
+	st->bytes += size;
+	st->count++;
+	if (evict(st, &evicted) == -1)
+		goto fail;
+	if (commit(st, __func__) == -1)
+		return -1;
+	st->evictions += evicted;
+	return 0;
+ fail:
+	rollback(st);
+	return -1;
+}
+
+/*
+ * Sum what sum selects with (a1, a2) bound, then delete with del bound
+ * the same way, in one transaction; the number deleted or -1.
+ */
+static long
+delete_where(struct store *st, int sum, int del, const char *a1,
+    const void *a2, int a2len, const char *fn)
+{
+	sqlite3_stmt	*s = st->stmt[sum], *d = st->stmt[del];
+	int64_t		 n = 0;
+	double		 bytes = 0;
+	int		 i;
+
+	if (begin(st, fn) == -1)
+		return -1;
+	for (i = 0; i < 2; i++) {
+		sqlite3_stmt	*q = i == 0 ? s : d;
+
+		if (sqlite3_bind_text(q, 1, a1, -1, SQLITE_STATIC) ||
+		    (a2 != NULL && (a2len > 0 ?
+		    sqlite3_bind_text(q, 2, a2, a2len, SQLITE_STATIC) :
+		    sqlite3_bind_zeroblob(q, 2, 0)))) {
+			db_fail(st, fn);
+			goto fail;
+		}
+	}
+	if (sqlite3_step(s) != SQLITE_ROW) {
+		db_fail(st, fn);
+		goto fail;
+	}
+	n = sqlite3_column_int64(s, 0);
+	bytes = sqlite3_column_double(s, 1);
+	sqlite3_reset(s);
+	if (n > 0 && sqlite3_step(d) != SQLITE_DONE) {
+		db_fail(st, fn);
+		goto fail;
+	}
+	sqlite3_reset(d);
+	if (commit(st, fn) == -1)
+		return -1;
+	forget(st, n, (int64_t)bytes);
+	return (long)n;
+ fail:
+	sqlite3_reset(s);
+	sqlite3_reset(d);
+	rollback(st);
+	return -1;
+}
+
+long
+store_invalidate_tag(struct store *st, const char *tag)
+{
+	return delete_where(st, S_TAG_SUM, S_TAG_DEL, tag, NULL, 0,
+	    __func__);
+}
+
+/*
+ * "path starts with prefix" as the range prefix <= path < upper, where
+ * upper is prefix with its last byte below 0xff incremented and what
+ * follows cut off.  BINARY collation compares bytes, so this is exact
+ * (no LIKE wildcards) and uses the path index.  When there is no such
+ * byte (empty prefix, or all 0xff) the bound is an empty blob: SQLite
+ * orders every text value before every blob.
+ */
+long
+store_purge_prefix(struct store *st, const char *prefix)
+{
+	char	*upper;
+	size_t	 n;
+	long	 ret;
+
+	n = strlen(prefix);
+	if ((upper = malloc(n + 1)) == NULL) {
+		log_warn("%s", __func__);
+		return -1;
+	}
+	memcpy(upper, prefix, n + 1);
+	while (n > 0 && (unsigned char)upper[n - 1] == 0xff)
+		n--;
+	if (n > 0)
+		upper[n - 1] = (char)((unsigned char)upper[n - 1] + 1);
+	ret = delete_where(st, S_PFX_SUM, S_PFX_DEL, prefix, upper, (int)n,
+	    __func__);
+	free(upper);
+	return ret;
+}
+
+long
+store_purge_all(struct store *st)
+{
+	sqlite3_stmt	*d = st->stmt[S_ALL_DEL];
+	long		 n;
+
+	if (begin(st, __func__) == -1)
+		return -1;
+	/* tags first, so the trigger finds none to delete row by row */
+	if (run(st, S_ALL_TAGS, __func__) == -1)
+		goto fail;
+	if (sqlite3_step(d) != SQLITE_DONE) {
+		db_fail(st, __func__);
+		sqlite3_reset(d);
+		goto fail;
+	}
+	n = sqlite3_changes(st->db);
+	sqlite3_reset(d);
+	if (commit(st, __func__) == -1)
+		return -1;
+	st->count = 0;
+	st->bytes = 0;
+	st->ntouch = 0;
+	return n;
+ fail:
+	rollback(st);
+	return -1;
+}
+
+uint64_t
+store_bytes(const struct store *st)
+{
+	return st->bytes;
+}
+
+uint64_t
+store_count(const struct store *st)
+{
+	return st->count;
+}
+
+uint64_t
+store_evictions(const struct store *st)
+{
+	return st->evictions;
+}
+
+int
+store_check(struct store *st)
+{
+	int	 corrupt = 0;
+
+	return check_ok(st, "PRAGMA integrity_check", &corrupt) == 1;
+}

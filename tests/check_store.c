@@ -1,0 +1,863 @@
+/* check_store: the SQLite cache store, through its API */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include "store.h"
+
+#define TIMEOUT_S	30
+#define CRASH_ROUNDS	20
+#define CRASH_KEYS	200
+#define CRASH_MAX	(16 * 1024)
+
+static char	 root[64];	/* per TCase, removed by the parent */
+static char	 dir[128];	/* per test, inside root */
+static char	 path[160];
+
+static void
+root_setup(void)
+{
+	snprintf(root, sizeof(root), "/tmp/check_store.XXXXXX");
+	if (mkdtemp(root) == NULL)
+		abort();
+}
+
+static int
+rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+/* unchecked, so it also runs after a test that failed */
+static void
+root_teardown(void)
+{
+	nftw(root, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static void
+setup(void)
+{
+	static unsigned	 n;
+
+	snprintf(dir, sizeof(dir), "%s/%u.%ld", root, n++, (long)getpid());
+	ck_assert_int_eq(mkdir(dir, 0700), 0);
+	snprintf(path, sizeof(path), "%s/cache.db", dir);
+}
+
+static void
+teardown(void)
+{
+	char		 p[512];
+	DIR		*d;
+	struct dirent	*de;
+
+	if ((d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 ||
+		    strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", dir, de->d_name);
+		unlink(p);
+	}
+	closedir(d);
+	rmdir(dir);
+}
+
+static void
+mkkey(unsigned n, unsigned char key[CACHE_KEY_LEN])
+{
+	memset(key, 0x5a, CACHE_KEY_LEN);
+	key[0] = n & 0xff;
+	key[1] = (n >> 8) & 0xff;
+}
+
+/* an entry borrowing hdr and body */
+static void
+mkentry(struct store_entry *e, const char *hdr, const void *body,
+    size_t len)
+{
+	memset(e, 0, sizeof(*e));
+	e->status = 200;
+	e->headers = (char *)hdr;
+	e->headers_len = hdr ? strlen(hdr) : 0;
+	e->body = (unsigned char *)body;
+	e->body_len = len;
+	snprintf(e->etag, sizeof(e->etag), "\"e%zu\"", len);
+	e->stored_at = 1700000000;
+	e->ttl_s = 60;
+}
+
+/* put n bytes of body under key number k, with up to two tags */
+static int
+put_n(struct store *st, unsigned k, const char *p, size_t n,
+    const char *t1, const char *t2)
+{
+	unsigned char		 key[CACHE_KEY_LEN];
+	char			 tags[2][CACHE_TAG_MAX];
+	struct store_entry	 e;
+	unsigned char		*body;
+	size_t			 nt = 0;
+	int			 r;
+
+	ck_assert_ptr_nonnull(body = malloc(n + 1));
+	memset(body, 'a' + k % 26, n);
+	mkkey(k, key);
+	mkentry(&e, NULL, body, n);
+	if (t1)
+		snprintf(tags[nt++], CACHE_TAG_MAX, "%s", t1);
+	if (t2)
+		snprintf(tags[nt++], CACHE_TAG_MAX, "%s", t2);
+	r = store_put(st, key, p, &e, tags, nt);
+	free(body);
+	return r;
+}
+
+/* 1 hit, 0 miss */
+static int
+has(struct store *st, unsigned k)
+{
+	unsigned char		 key[CACHE_KEY_LEN];
+	struct store_entry	 e;
+	int			 r;
+
+	mkkey(k, key);
+	r = store_get(st, key, &e);
+	ck_assert_int_ge(r, 0);
+	store_entry_fini(&e);
+	return r;
+}
+
+START_TEST(round_trip)
+{
+	static const unsigned char	 bin[] = "a\0b\0\xff\x01\r\n\0";
+	static const char		 hdr[] = "Content-Type: application/json"
+	    "\r\nContent-Range: 0-1/2\r\n";
+	unsigned char			 key[CACHE_KEY_LEN], key2[CACHE_KEY_LEN];
+	struct store_entry		 e, g;
+	struct store			*st;
+
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	mkkey(1, key);
+	mkentry(&e, hdr, bin, sizeof(bin));
+	e.status = 206;
+	e.stored_at = -5;
+	e.ttl_s = 61;
+	e.swr_s = 30;
+	e.sie_s = UINT64_MAX;	/* clamped to INT64_MAX */
+	snprintf(e.etag, sizeof(e.etag), "\"abcdefghijklmnopqrstuv\"");
+	ck_assert_int_eq(store_put(st, key, "/rest/v1/todos", &e, NULL, 0), 0);
+
+	ck_assert_int_eq(store_get(st, key, &g), 1);
+	ck_assert_int_eq(g.status, 206);
+	ck_assert_uint_eq(g.headers_len, strlen(hdr));
+	ck_assert_mem_eq(g.headers, hdr, strlen(hdr));
+	ck_assert_int_eq(g.headers[g.headers_len], '\0');
+	ck_assert_uint_eq(g.body_len, sizeof(bin));
+	ck_assert_mem_eq(g.body, bin, sizeof(bin));
+	ck_assert_str_eq(g.etag, "\"abcdefghijklmnopqrstuv\"");
+	ck_assert_int_eq(g.stored_at, -5);
+	ck_assert_uint_eq(g.ttl_s, 61);
+	ck_assert_uint_eq(g.swr_s, 30);
+	ck_assert_uint_eq(g.sie_s, INT64_MAX);
+	store_entry_fini(&g);
+	ck_assert_ptr_null(g.body);
+	store_entry_fini(&g);		/* twice is harmless */
+
+	/* empty headers and body, given as NULL pointers */
+	mkkey(2, key2);
+	mkentry(&e, NULL, NULL, 0);
+	e.etag[0] = '\0';
+	ck_assert_int_eq(store_put(st, key2, NULL, &e, NULL, 0), 0);
+	ck_assert_int_eq(store_get(st, key2, &g), 1);
+	ck_assert_uint_eq(g.headers_len, 0);
+	ck_assert_uint_eq(g.body_len, 0);
+	ck_assert_ptr_nonnull(g.body);
+	ck_assert_ptr_nonnull(g.headers);
+	ck_assert_str_eq(g.etag, "");
+	store_entry_fini(&g);
+
+	ck_assert_uint_eq(store_count(st), 2);
+	ck_assert_uint_eq(store_bytes(st), strlen(hdr) + sizeof(bin));
+	ck_assert_int_eq(store_check(st), 1);
+	store_close(st);
+	store_close(NULL);
+}
+END_TEST
+
+START_TEST(miss_and_replace)
+{
+	unsigned char		 key[CACHE_KEY_LEN];
+	struct store_entry	 g;
+	struct store		*st;
+
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	mkkey(7, key);
+	memset(&g, 0xee, sizeof(g));
+	ck_assert_int_eq(store_get(st, key, &g), 0);
+	ck_assert_ptr_null(g.body);	/* zeroed on a miss */
+	store_entry_fini(&g);
+
+	ck_assert_int_eq(put_n(st, 7, "/a", 100, "public.a", NULL), 0);
+	ck_assert_int_eq(put_n(st, 7, "/b", 40, "public.b", NULL), 0);
+	ck_assert_uint_eq(store_count(st), 1);
+	ck_assert_uint_eq(store_bytes(st), 40);
+	ck_assert_int_eq(store_get(st, key, &g), 1);
+	ck_assert_uint_eq(g.body_len, 40);
+	store_entry_fini(&g);
+	/* the old version's tags and path went with it */
+	ck_assert_int_eq(store_invalidate_tag(st, "public.a"), 0);
+	ck_assert_int_eq(store_purge_prefix(st, "/a"), 0);
+	ck_assert_int_eq(store_invalidate_tag(st, "public.b"), 1);
+	ck_assert_uint_eq(store_count(st), 0);
+	ck_assert_uint_eq(store_bytes(st), 0);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(tag_invalidation)
+{
+	char		 t[3][CACHE_TAG_MAX] = { "public.a", "public.b",
+	    "public.a" };
+	unsigned char	 key[CACHE_KEY_LEN];
+	struct store_entry e;
+	struct store	*st;
+
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(put_n(st, 1, "/1", 10, "public.a", "public.b"), 0);
+	ck_assert_int_eq(put_n(st, 2, "/2", 20, "public.b", "public.c"), 0);
+	ck_assert_int_eq(put_n(st, 3, "/3", 30, "public.c", NULL), 0);
+	ck_assert_int_eq(put_n(st, 4, "/4", 40, "public.d", NULL), 0);
+	ck_assert_int_eq(store_invalidate_tag(st, "public.nope"), 0);
+	ck_assert_int_eq(store_invalidate_tag(st, "public.b"), 2);
+	ck_assert_int_eq(has(st, 1), 0);
+	ck_assert_int_eq(has(st, 2), 0);
+	ck_assert_int_eq(has(st, 3), 1);
+	ck_assert_uint_eq(store_bytes(st), 70);
+	/* entry 1's other tag went with it */
+	ck_assert_int_eq(store_invalidate_tag(st, "public.a"), 0);
+	ck_assert_int_eq(store_invalidate_tag(st, "public.c"), 1);
+	ck_assert_int_eq(store_invalidate_tag(st, "public.c"), 0);
+	ck_assert_uint_eq(store_count(st), 1);
+	ck_assert_uint_eq(store_bytes(st), 40);
+
+	/* a tag given twice is stored once; no LIKE semantics in tags */
+	mkkey(5, key);
+	mkentry(&e, "X: y\r\n", "z", 1);
+	ck_assert_int_eq(store_put(st, key, "/5", &e, t, 3), 0);
+	ck_assert_int_eq(store_invalidate_tag(st, "public.%"), 0);
+	ck_assert_int_eq(store_invalidate_tag(st, "public.a"), 1);
+	ck_assert_int_eq(store_invalidate_tag(st, "public.d"), 1);
+	ck_assert_uint_eq(store_count(st), 0);
+	ck_assert_uint_eq(store_bytes(st), 0);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(prefix)
+{
+	static const char *const paths[] = {
+		"/rest/v1/todos",		/* 0 */
+		"/rest/v1/todos_archive",	/* 1 */
+		"/rest/v1/tod",			/* 2 */
+		"/rest/v1/t%dos",		/* 3 */
+		"/rest/v1/a_b",			/* 4 */
+		"/rest/v1/axb",			/* 5 */
+		"/rest/v2/x",			/* 6 */
+		"/REST/v1/todos",		/* 7 */
+		"\xff\xff",			/* 8 */
+		"\xff\xff" "a",			/* 9 */
+		"\xff\xfe",			/* 10 */
+	};
+	struct store	*st;
+	unsigned	 i;
+
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	for (i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		ck_assert_int_eq(put_n(st, i, paths[i], 1, NULL, NULL), 0);
+	ck_assert_int_eq(store_purge_prefix(st, "/rest/v1/t%"), 1);
+	ck_assert_int_eq(has(st, 3), 0);
+	ck_assert_int_eq(store_purge_prefix(st, "/rest/v1/a_"), 1);
+	ck_assert_int_eq(has(st, 4), 0);
+	ck_assert_int_eq(has(st, 5), 1);
+	ck_assert_int_eq(store_purge_prefix(st, "/rest/v1/todos"), 2);
+	ck_assert_int_eq(has(st, 2), 1);
+	ck_assert_int_eq(store_purge_prefix(st, "/rest/v1/todos/"), 0);
+	ck_assert_int_eq(store_purge_prefix(st, "/rest/v1/"), 2);
+	ck_assert_int_eq(has(st, 6), 1);
+	ck_assert_int_eq(has(st, 7), 1);
+	ck_assert_int_eq(store_purge_prefix(st, "\xff\xff"), 2);
+	ck_assert_int_eq(has(st, 10), 1);
+	ck_assert_uint_eq(store_count(st), 3);
+	ck_assert_int_eq(store_purge_prefix(st, ""), 3);
+	ck_assert_uint_eq(store_count(st), 0);
+	ck_assert_uint_eq(store_bytes(st), 0);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(purge_all)
+{
+	struct store	*st;
+	unsigned	 i;
+
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(store_purge_all(st), 0);
+	for (i = 0; i < 5; i++)
+		ck_assert_int_eq(put_n(st, i, "/x", 10, "public.t", NULL), 0);
+	ck_assert_int_eq(store_purge_all(st), 5);
+	ck_assert_uint_eq(store_count(st), 0);
+	ck_assert_uint_eq(store_bytes(st), 0);
+	ck_assert_int_eq(has(st, 0), 0);
+	ck_assert_int_eq(store_invalidate_tag(st, "public.t"), 0);
+	ck_assert_int_eq(put_n(st, 1, "/x", 10, "public.t", NULL), 0);
+	ck_assert_int_eq(store_invalidate_tag(st, "public.t"), 1);
+	ck_assert_int_eq(store_check(st), 1);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(accounting)
+{
+	unsigned char		 key[CACHE_KEY_LEN];
+	struct store_entry	 e;
+	struct store		*st;
+
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	mkkey(1, key);
+	mkentry(&e, "A: b\r\n", "hello", 5);
+	ck_assert_int_eq(store_put(st, key, "/a", &e, NULL, 0), 0);
+	ck_assert_uint_eq(store_bytes(st), 6 + 5);
+	ck_assert_int_eq(put_n(st, 2, "/b", 1000, NULL, NULL), 0);
+	ck_assert_int_eq(put_n(st, 3, "/c", 0, NULL, NULL), 0);
+	ck_assert_uint_eq(store_bytes(st), 1011);
+	ck_assert_uint_eq(store_count(st), 3);
+	ck_assert_int_eq(put_n(st, 2, "/b", 10, NULL, NULL), 0);
+	ck_assert_uint_eq(store_bytes(st), 21);
+	store_close(st);
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_uint_eq(store_bytes(st), 21);
+	ck_assert_uint_eq(store_count(st), 3);
+	ck_assert_int_eq(store_purge_prefix(st, "/a"), 1);
+	ck_assert_uint_eq(store_bytes(st), 10);
+	ck_assert_uint_eq(store_evictions(st), 0);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(lru)
+{
+	struct store	*st;
+
+	ck_assert_ptr_nonnull(st = store_open(path, 300));
+	ck_assert_int_eq(put_n(st, 'A', "/", 100, NULL, NULL), 0);
+	ck_assert_int_eq(put_n(st, 'B', "/", 100, NULL, NULL), 0);
+	ck_assert_int_eq(put_n(st, 'C', "/", 100, NULL, NULL), 0);
+	ck_assert_uint_eq(store_bytes(st), 300);
+	ck_assert_uint_eq(store_evictions(st), 0);
+	ck_assert_int_eq(has(st, 'A'), 1);	/* A is now the newest */
+	ck_assert_int_eq(put_n(st, 'D', "/", 100, NULL, NULL), 0);
+	ck_assert_uint_eq(store_evictions(st), 1);
+	ck_assert_int_eq(has(st, 'B'), 0);
+	ck_assert_int_eq(put_n(st, 'E', "/", 100, NULL, NULL), 0);
+	ck_assert_uint_eq(store_evictions(st), 2);
+	ck_assert_int_eq(has(st, 'C'), 0);
+	ck_assert_int_eq(has(st, 'A'), 1);
+	ck_assert_int_eq(has(st, 'D'), 1);
+	ck_assert_int_eq(has(st, 'E'), 1);
+	ck_assert_uint_eq(store_count(st), 3);
+
+	/* recency survives a restart: A is the oldest again */
+	store_close(st);
+	ck_assert_ptr_nonnull(st = store_open(path, 300));
+	ck_assert_uint_eq(store_evictions(st), 0);
+	ck_assert_int_eq(put_n(st, 'F', "/", 100, NULL, NULL), 0);
+	ck_assert_int_eq(has(st, 'A'), 0);
+	ck_assert_int_eq(has(st, 'D'), 1);
+
+	/* one big entry pushes out several */
+	ck_assert_int_eq(put_n(st, 'G', "/", 250, NULL, NULL), 0);
+	ck_assert_uint_eq(store_evictions(st), 4);
+	ck_assert_uint_eq(store_count(st), 1);
+	ck_assert_uint_eq(store_bytes(st), 250);
+	ck_assert_int_eq(has(st, 'G'), 1);
+	store_close(st);
+
+	/* a smaller max_size applies at open */
+	ck_assert_ptr_nonnull(st = store_open(path, 100));
+	ck_assert_uint_eq(store_evictions(st), 1);
+	ck_assert_uint_eq(store_count(st), 0);
+	ck_assert_uint_eq(store_bytes(st), 0);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(lru_many)
+{
+	struct store	*st;
+	unsigned	 i, j;
+
+	/* with many entries, recency is approximate but hot entries stay */
+	ck_assert_ptr_nonnull(st = store_open(path, 1000 * 10));
+	for (i = 0; i < 1000; i++)
+		ck_assert_int_eq(put_n(st, i, "/", 10, NULL, NULL), 0);
+	for (i = 1000; i < 3000; i++) {
+		for (j = 0; j < 10; j++)
+			ck_assert_int_eq(has(st, j), 1);
+		ck_assert_int_eq(put_n(st, i, "/", 10, NULL, NULL), 0);
+	}
+	ck_assert_uint_eq(store_count(st), 1000);
+	ck_assert_uint_eq(store_evictions(st), 2000);
+	ck_assert_uint_le(store_bytes(st), 10000);
+	ck_assert_int_eq(has(st, 500), 0);
+	ck_assert_int_eq(has(st, 2999), 1);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(too_big)
+{
+	struct store	*st;
+
+	ck_assert_ptr_nonnull(st = store_open(path, 300));
+	ck_assert_int_eq(put_n(st, 1, "/", 300, NULL, NULL), 0);
+	ck_assert_int_eq(put_n(st, 2, "/", 301, NULL, NULL), -1);
+	ck_assert_int_eq(has(st, 1), 1);
+	ck_assert_int_eq(has(st, 2), 0);
+	ck_assert_uint_eq(store_evictions(st), 0);
+	/* replacing with something too big drops the old version */
+	ck_assert_int_eq(put_n(st, 1, "/", 1000, NULL, NULL), -1);
+	ck_assert_int_eq(has(st, 1), 0);
+	ck_assert_uint_eq(store_count(st), 0);
+	ck_assert_uint_eq(store_bytes(st), 0);
+	store_close(st);
+
+	/* 0 is unbounded */
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(put_n(st, 1, "/", 1 << 20, NULL, NULL), 0);
+	ck_assert_uint_eq(store_bytes(st), 1 << 20);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(persistence)
+{
+	unsigned char		 key[CACHE_KEY_LEN];
+	struct store_entry	 g;
+	struct store		*st;
+
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(put_n(st, 1, "/rest/v1/a", 11, "public.a", NULL), 0);
+	ck_assert_int_eq(put_n(st, 2, "/rest/v1/b", 12, "public.b", NULL), 0);
+	ck_assert_int_eq(has(st, 1), 1);
+	store_close(st);
+
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_uint_eq(store_count(st), 2);
+	ck_assert_uint_eq(store_bytes(st), 23);
+	mkkey(2, key);
+	ck_assert_int_eq(store_get(st, key, &g), 1);
+	ck_assert_uint_eq(g.body_len, 12);
+	ck_assert_int_eq(g.body[0], 'a' + 2);
+	ck_assert_str_eq(g.etag, "\"e12\"");
+	store_entry_fini(&g);
+	ck_assert_int_eq(store_invalidate_tag(st, "public.a"), 1);
+	ck_assert_int_eq(store_purge_prefix(st, "/rest/v1/b"), 1);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(file_mode)
+{
+	char		 wal[200];
+	struct stat	 sb;
+	struct store	*st;
+	int		 fd;
+
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(put_n(st, 1, "/", 10, NULL, NULL), 0);
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0600);
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	ck_assert_int_eq(stat(wal, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0600);
+	store_close(st);
+	teardown();
+
+	/* an existing empty file with a loose mode is tightened */
+	setup();
+	ck_assert_int_ge(fd = open(path, O_CREAT | O_WRONLY, 0644), 0);
+	ck_assert_int_eq(fchmod(fd, 0644), 0);
+	close(fd);
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(stat(path, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0600);
+	store_close(st);
+}
+END_TEST
+
+/* how many files in dir start with "cache.db.corrupt-" */
+static int
+count_aside(void)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int		 n = 0;
+
+	ck_assert_ptr_nonnull(d = opendir(dir));
+	while ((de = readdir(d)) != NULL)
+		if (strncmp(de->d_name, "cache.db.corrupt-", 17) == 0 &&
+		    strstr(de->d_name, "-wal") == NULL)
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void
+write_file(const char *p, const void *data, size_t len, off_t at)
+{
+	int	 fd;
+
+	ck_assert_int_ge(fd = open(p, O_CREAT | O_WRONLY, 0600), 0);
+	ck_assert_int_eq(pwrite(fd, data, len, at), (ssize_t)len);
+	close(fd);
+}
+
+START_TEST(garbage)
+{
+	char		 junk[8192];
+	struct store	*st;
+
+	memset(junk, 'x', sizeof(junk));
+	write_file(path, junk, sizeof(junk), 0);
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(count_aside(), 1);
+	ck_assert_int_eq(store_check(st), 1);
+	ck_assert_uint_eq(store_count(st), 0);
+	ck_assert_int_eq(put_n(st, 1, "/", 10, "t", NULL), 0);
+	ck_assert_int_eq(has(st, 1), 1);
+	store_close(st);
+
+	/* a short file */
+	teardown();
+	setup();
+	write_file(path, "SQLite", 6, 0);
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(count_aside(), 1);
+	ck_assert_int_eq(put_n(st, 1, "/", 10, "t", NULL), 0);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(damaged)
+{
+	char		 junk[4096];
+	struct store	*st;
+	unsigned	 i;
+
+	/* a real store whose b-tree pages are then overwritten */
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	for (i = 0; i < 200; i++)
+		ck_assert_int_eq(put_n(st, i, "/rest/v1/x", 50, "public.x",
+		    "public.y"), 0);
+	store_close(st);
+	memset(junk, 0xa5, sizeof(junk));
+	for (i = 1; i < 8; i++)
+		write_file(path, junk, sizeof(junk), (off_t)i * 4096);
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(count_aside(), 1);
+	ck_assert_int_eq(store_check(st), 1);
+	ck_assert_uint_eq(store_count(st), 0);
+	ck_assert_int_eq(put_n(st, 1, "/", 10, "t", NULL), 0);
+	ck_assert_int_eq(has(st, 1), 1);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(open_fails)
+{
+	char	 p[256];
+
+	snprintf(p, sizeof(p), "%s/no/such/dir/cache.db", dir);
+	ck_assert_ptr_null(store_open(p, 0));
+	/* a directory is neither opened nor moved aside */
+	ck_assert_ptr_null(store_open(dir, 0));
+	ck_assert_int_eq(count_aside(), 0);
+}
+END_TEST
+
+/* what the crash child writes for key number k */
+static size_t
+crash_len(unsigned k)
+{
+	return (k * 37) % 2000;
+}
+
+static void
+crash_hdr(unsigned k, char *buf, size_t len)
+{
+	snprintf(buf, len, "X-Key: %u\r\n", k);
+}
+
+static void
+crash_tags(unsigned k, char tags[2][CACHE_TAG_MAX])
+{
+	snprintf(tags[0], CACHE_TAG_MAX, "public.t%u", k % 7);
+	snprintf(tags[1], CACHE_TAG_MAX, "public.u%u", k % 5);
+}
+
+static void
+crash_path(unsigned k, char *buf, size_t len)
+{
+	snprintf(buf, len, "/rest/v1/p%u/%u", k % 3, k);
+}
+
+static void __attribute__((noreturn))
+crash_child(void)
+{
+	unsigned char		 key[CACHE_KEY_LEN], body[2000];
+	char			 hdr[32], p[64], t[CACHE_TAG_MAX];
+	char			 tags[2][CACHE_TAG_MAX];
+	struct store_entry	 e, g;
+	struct store		*st;
+	unsigned		 k;
+
+	alarm(20);	/* never outlive a parent that failed */
+	if ((st = store_open(path, CRASH_MAX)) == NULL)
+		_exit(1);
+	srand((unsigned)getpid());
+	for (;;) {
+		k = (unsigned)rand() % CRASH_KEYS;
+		mkkey(k, key);
+		switch (rand() % 16) {
+		case 0:
+			snprintf(t, sizeof(t), "public.t%u", k % 7);
+			if (store_invalidate_tag(st, t) < 0)
+				_exit(2);
+			break;
+		case 1:
+			snprintf(p, sizeof(p), "/rest/v1/p%u/", k % 3);
+			if (store_purge_prefix(st, p) < 0)
+				_exit(2);
+			break;
+		case 2:
+		case 3:
+		case 4:
+			if (store_get(st, key, &g) < 0)
+				_exit(2);
+			store_entry_fini(&g);
+			break;
+		default:
+			memset(body, (int)(k & 0xff), sizeof(body));
+			crash_hdr(k, hdr, sizeof(hdr));
+			crash_path(k, p, sizeof(p));
+			crash_tags(k, tags);
+			mkentry(&e, hdr, body, crash_len(k));
+			if (store_put(st, key, p, &e, tags, 2) < 0)
+				_exit(2);
+		}
+	}
+}
+
+/* everything in the store is what the child wrote, and the totals agree */
+static void
+crash_verify(struct store *st)
+{
+	unsigned char		 key[CACHE_KEY_LEN];
+	char			 hdr[32];
+	struct store_entry	 g;
+	uint64_t		 n = 0, bytes = 0;
+	unsigned		 k;
+	size_t			 i;
+
+	ck_assert_int_eq(store_check(st), 1);
+	for (k = 0; k < CRASH_KEYS; k++) {
+		mkkey(k, key);
+		if (store_get(st, key, &g) != 1)
+			continue;
+		n++;
+		crash_hdr(k, hdr, sizeof(hdr));
+		ck_assert_int_eq(g.status, 200);
+		ck_assert_uint_eq(g.headers_len, strlen(hdr));
+		ck_assert_mem_eq(g.headers, hdr, strlen(hdr));
+		ck_assert_uint_eq(g.body_len, crash_len(k));
+		for (i = 0; i < g.body_len; i++)
+			ck_assert_uint_eq(g.body[i], k & 0xff);
+		bytes += g.headers_len + g.body_len;
+		store_entry_fini(&g);
+	}
+	ck_assert_uint_eq(n, store_count(st));
+	ck_assert_uint_eq(bytes, store_bytes(st));
+	ck_assert_uint_le(bytes, CRASH_MAX);
+}
+
+START_TEST(crash)
+{
+	struct store	*st;
+	pid_t		 pid;
+	int		 round, status, killed = 0;
+	unsigned	 k;
+	char		 t[CACHE_TAG_MAX];
+
+	srand((unsigned)time(NULL));
+	for (round = 0; round < CRASH_ROUNDS; round++) {
+		ck_assert_int_ge(pid = fork(), 0);
+		if (pid == 0)
+			crash_child();
+		/* from before the open to well into the put loop */
+		usleep((useconds_t)(rand() % 40000));
+		ck_assert_int_eq(kill(pid, SIGKILL), 0);
+		ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+		/* the child only ends by our signal */
+		ck_assert(WIFSIGNALED(status));
+		ck_assert_int_eq(WTERMSIG(status), SIGKILL);
+		killed++;
+
+		ck_assert_ptr_nonnull(st = store_open(path, CRASH_MAX));
+		ck_assert_int_eq(count_aside(), 0);
+		crash_verify(st);
+		/* and it still takes writes */
+		k = (unsigned)rand() % CRASH_KEYS;
+		snprintf(t, sizeof(t), "public.t%u", k % 7);
+		ck_assert_int_ge(store_invalidate_tag(st, t), 0);
+		ck_assert_int_eq(has(st, k), 0);
+		store_close(st);
+	}
+	ck_assert_int_eq(killed, CRASH_ROUNDS);
+	ck_assert_ptr_nonnull(st = store_open(path, CRASH_MAX));
+	crash_verify(st);
+	ck_assert_int_eq(put_n(st, 1000, "/", 10, NULL, NULL), 0);
+	ck_assert_int_eq(has(st, 1000), 1);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(hostile)
+{
+	static char		 many[10000][CACHE_TAG_MAX];
+	unsigned char		 key[CACHE_KEY_LEN];
+	struct store_entry	 e, g;
+	struct store		*st;
+	char			*hdr, full[1][CACHE_TAG_MAX];
+	size_t			 i, hlen = 1 << 20;
+
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+
+	/* a megabyte of headers with every byte value but NUL */
+	ck_assert_ptr_nonnull(hdr = malloc(hlen + 1));
+	for (i = 0; i < hlen; i++)
+		hdr[i] = (char)(1 + i % 255);
+	hdr[hlen] = '\0';
+	mkkey(1, key);
+	mkentry(&e, hdr, "", 0);
+	ck_assert_int_eq(store_put(st, key, "/rest/v1/%00'\";--", &e, NULL,
+	    0), 0);
+	ck_assert_int_eq(store_get(st, key, &g), 1);
+	ck_assert_uint_eq(g.headers_len, hlen);
+	ck_assert_mem_eq(g.headers, hdr, hlen);
+	store_entry_fini(&g);
+	free(hdr);
+	ck_assert_int_eq(store_purge_prefix(st, "/rest/v1/%00'\""), 1);
+
+	/* 10k tags asked for; the caller passes CACHE_TAGS_MAX of them */
+	for (i = 0; i < 10000; i++)
+		snprintf(many[i], CACHE_TAG_MAX, "public.t%zu", i);
+	mkkey(2, key);
+	mkentry(&e, "A: b\r\n", "x", 1);
+	ck_assert_int_eq(store_put(st, key, "/t", &e, many, CACHE_TAGS_MAX),
+	    0);
+	ck_assert_int_eq(store_invalidate_tag(st, "public.t40"), 0);
+	ck_assert_int_eq(store_invalidate_tag(st, "public.t9999"), 0);
+	ck_assert_int_eq(store_invalidate_tag(st, "public.t31"), 1);
+
+	/* a tag filling its whole slot, without a NUL */
+	memset(full[0], 'z', CACHE_TAG_MAX);
+	mkkey(3, key);
+	ck_assert_int_eq(store_put(st, key, "/t", &e, full, 1), 0);
+	full[0][CACHE_TAG_MAX - 1] = '\0';
+	ck_assert_int_eq(store_invalidate_tag(st, full[0]), 0);
+	memset(full[0], 'z', CACHE_TAG_MAX);
+	hdr = strndup(full[0], CACHE_TAG_MAX);
+	ck_assert_int_eq(store_invalidate_tag(st, hdr), 1);
+	free(hdr);
+
+	/* keys that differ in the last byte only */
+	memset(key, 0xff, sizeof(key));
+	ck_assert_int_eq(store_put(st, key, "/k", &e, NULL, 0), 0);
+	key[CACHE_KEY_LEN - 1] = 0xfe;
+	ck_assert_int_eq(store_get(st, key, &g), 0);
+	ck_assert_int_eq(store_check(st), 1);
+	store_close(st);
+}
+END_TEST
+
+static Suite *
+store_suite(void)
+{
+	Suite	*s = suite_create("store");
+	TCase	*tc;
+
+	tc = tcase_create("api");
+	tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, TIMEOUT_S);
+	tcase_add_test(tc, round_trip);
+	tcase_add_test(tc, miss_and_replace);
+	tcase_add_test(tc, tag_invalidation);
+	tcase_add_test(tc, prefix);
+	tcase_add_test(tc, purge_all);
+	tcase_add_test(tc, accounting);
+	tcase_add_test(tc, lru);
+	tcase_add_test(tc, lru_many);
+	tcase_add_test(tc, too_big);
+	tcase_add_test(tc, persistence);
+	tcase_add_test(tc, hostile);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("file");
+	tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, TIMEOUT_S);
+	tcase_add_test(tc, file_mode);
+	tcase_add_test(tc, garbage);
+	tcase_add_test(tc, damaged);
+	tcase_add_test(tc, open_fails);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("crash");
+	tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 2 * TIMEOUT_S);
+	tcase_add_test(tc, crash);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner	*sr = srunner_create(store_suite());
+	int	 failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
