@@ -18,7 +18,7 @@
 #include "store.h"
 
 #define STORE_SCHEMA	1		/* PRAGMA user_version we write */
-#define STORE_APP_ID	0x53475443	/* PRAGMA application_id, "SGTC" */
+#define STORE_APP_ID	0x53475443	/* application_id, "SGTC" */
 #define BUSY_TIMEOUT_MS	1000
 #define WAL_LIMIT	(64 * 1024 * 1024)	/* journal_size_limit */
 #define TOUCH_MAX	64		/* LRU updates batched per flush */
@@ -101,7 +101,7 @@ static const char *const stmt_sql[S__MAX] = {
 	    " VALUES (?1, ?2, ?3)",
 	[S_TAG] = "INSERT OR IGNORE INTO tags (tag, entry) VALUES (?1, ?2)",
 	[S_OLDEST] = "SELECT id, size FROM entries ORDER BY last_access"
-	    " LIMIT 32",
+	    " LIMIT 32",		/* EVICT_BATCH */
 	[S_TAG_SUM] = "SELECT count(*), total(e.size) FROM tags t"
 	    " JOIN entries e ON e.id = t.entry WHERE t.tag = ?1",
 	[S_TAG_DEL] = "DELETE FROM entries WHERE id IN"
@@ -129,8 +129,8 @@ struct store {
 	uint64_t	 bytes;		/* committed headers + bodies */
 	uint64_t	 count;
 	uint64_t	 evictions;
-	int64_t		 clock;		/* LRU counter, max(last_access) */
-	struct touch	 touch[TOUCH_MAX];	/* LRU updates not yet written */
+	int64_t		 clock;	/* max(last_access) */
+	struct touch	 touch[TOUCH_MAX];	/* LRU updates to write */
 	size_t		 ntouch;
 };
 
@@ -246,7 +246,7 @@ flush_touches(struct store *st)
 			ret = db_fail(st, __func__);
 		sqlite3_reset(s);
 	}
-	st->ntouch = 0;		/* on failure recency is lost, not data */
+	st->ntouch = 0;	/* on failure recency is lost, not data */
 	return ret;
 }
 
@@ -311,7 +311,8 @@ evict(struct store *st, uint64_t *evicted)
 
 	while (st->max_size > 0 && st->bytes > st->max_size) {
 		n = 0;
-		while (n < EVICT_BATCH && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		while (n < EVICT_BATCH &&
+		    (rc = sqlite3_step(s)) == SQLITE_ROW) {
 			id[n] = sqlite3_column_int64(s, 0);
 			size[n] = sqlite3_column_int64(s, 1);
 			n++;

@@ -148,9 +148,10 @@ has(struct store *st, unsigned k)
 START_TEST(round_trip)
 {
 	static const unsigned char	 bin[] = "a\0b\0\xff\x01\r\n\0";
-	static const char		 hdr[] = "Content-Type: application/json"
+	static const char		 hdr[] = "Content-Type: text/plain"
 	    "\r\nContent-Range: 0-1/2\r\n";
-	unsigned char			 key[CACHE_KEY_LEN], key2[CACHE_KEY_LEN];
+	unsigned char			 key[CACHE_KEY_LEN];
+	unsigned char			 key2[CACHE_KEY_LEN];
 	struct store_entry		 e, g;
 	struct store			*st;
 
