@@ -10,14 +10,20 @@ struct sbuf;
 #define CACHE_KEY_LEN	32	/* BLAKE2b-256 digest */
 #define CACHE_TAG_MAX	128	/* "schema.table", NUL included */
 #define CACHE_TAGS_MAX	32	/* tags per entry */
+#define CACHE_IDENTITY_MIN	72	/* "bearer:" + 64 hex + NUL */
+#define CACHE_IDENTITY_MAX	256	/* a good size for cache_identity's out */
+#define CACHE_ETAG_LEN	25	/* '"' + 22 + '"' + NUL */
 
 /*
- * Canonical form of a raw query string: split on '&', each name and value
- * percent-decoded ('+' is a space) and re-encoded one way (unreserved
- * bytes as they are, everything else %XX uppercase), parameters sorted by
- * name with a stable sort (repeated names keep their order), "apikey"
- * parameters dropped, empty parameters dropped.  -1 on malformed
- * percent-encoding or if out overflows.
+ * Canonical form of a raw query string, appended to out: split on '&',
+ * each name and value percent-decoded ('+' is a space) and re-encoded one
+ * way (unreserved bytes as they are, everything else %XX uppercase),
+ * parameters sorted bytewise by decoded name with a stable sort (repeated
+ * names keep their order), parameters named exactly "apikey" (decoded)
+ * dropped, empty parameters ("a&&b") dropped.  "a" and "a=" stay
+ * different.  NULL is the empty query.  -1 on malformed percent-encoding,
+ * a query over 16 KiB or with over 256 parameters, or if out overflows
+ * (out is then partly written).
  */
 int cache_canon_query(const char *query, struct sbuf *out);
 
@@ -35,35 +41,55 @@ struct cache_key_in {
 };
 
 /*
- * The key digest.  Prefer is split on ',', trimmed, lowercased, filtered
- * to count=, timezone=, and any token that changes the representation
- * (not return=, handling=, tx=, missing=, resolution=), then sorted.
- * Accept is trimmed and lowercased.  Fields are length-prefixed, so no
- * two different inputs collide by concatenation.
+ * The key digest.  Prefer is split on ',', trimmed, lowercased, stripped
+ * of the tokens that never change a read (return=, handling=, tx=,
+ * missing=, resolution=, max-affected=; everything else, count= and
+ * timezone= included, is kept), then sorted by token name with a stable
+ * sort (repeated names keep their order) and exact duplicates dropped; no
+ * token left is the same as no Prefer.  Accept and Range-Unit are trimmed
+ * and lowercased, Range and Accept-Profile trimmed; an empty one is
+ * absent.  Method, path, query and identity are used as they are.  A
+ * field over 4 KiB is used raw (never equal to a normalised one).  Each
+ * field is digested on its own with a presence tag, so no two different
+ * inputs collide by concatenation.
  */
 void cache_key(const struct cache_key_in *, unsigned char out[CACHE_KEY_LEN]);
 
 /*
  * The identity a response was produced for, as a printable string into
- * out: "jwt:<role>:<sub>" when verified (verified != 0), else
- * "bearer:<hex BLAKE2b of the whole Authorization value>", or "none".
+ * out: "jwt:<role>:<sub>" when verified (verified != 0; NULL role or sub
+ * print empty; ':', '%', spaces, controls and non-ASCII bytes in them as
+ * %XX, so the split is unambiguous), or "jwth:<hex BLAKE2b>" of role and
+ * sub when that does not fit in out; else "bearer:<hex BLAKE2b of the
+ * whole Authorization value>", or "none" when there is no Authorization.
+ * Never truncated: an outlen below CACHE_IDENTITY_MIN gets "", which the
+ * caller must not cache under.
  */
 void cache_identity(const char *authorization, int verified,
     const char *role, const char *sub, char *out, size_t outlen);
 
 /*
  * Tags of a REST read: "<schema>.<table>" of the path's first segment
- * after /rest/v1/ (not "rpc"), and of every embedded resource in the
+ * after /rest/v1/ (percent-decoded; none for "rpc/<fn>", though a bare
+ * "/rest/v1/rpc" is the table rpc), and of every embedded resource in the
  * select= value (decoded), e.g. "*,cities(name,countries(id))" tags
- * cities and countries too; "alias:table(...)" and "table!hint(...)" and
- * "...table(...)" forms are understood.  Writes n tags (deduplicated) to
- * tags and returns n, or -1 if the select is malformed (unbalanced
- * parentheses or quotes).
+ * cities and countries too; "alias:table(...)", "table!hint(...)",
+ * "...table(...)" and "\"quoted name\"(...)" forms are understood, and
+ * aggregates ("count()", "col.sum()") are not embeds.  A NULL or empty
+ * schema is "public".  Writes n tags (deduplicated) to tags and returns
+ * n, or -1 if the select is malformed (unbalanced parentheses or quotes,
+ * an embed without a name, nesting over 16, over 16 KiB), the path's
+ * encoding is malformed, a tag would not fit CACHE_TAG_MAX, or there
+ * would be more than maxtags (or CACHE_TAGS_MAX) tags: an entry whose
+ * tags are not all known must not be stored.
  */
 int cache_tags(const char *schema, const char *path, const char *select,
     char tags[][CACHE_TAG_MAX], size_t maxtags);
 
-/* the "<schema>.<table>" a write to path invalidates, or -1 (rpc, none) */
+/*
+ * The "<schema>.<table>" a write to path invalidates (named as by
+ * cache_tags), or -1 (rpc, no table, malformed, does not fit taglen).
+ */
 int cache_write_tag(const char *schema, const char *path, char *tag,
     size_t taglen);
 
@@ -73,6 +99,12 @@ enum cache_req {
 	CACHE_REQ_NO_CACHE,	/* revalidate: go upstream, store the answer */
 	CACHE_REQ_NO_STORE,	/* bypass: neither read nor store */
 };
+/*
+ * no-store wins over everything; no-cache, max-age=0 or an invalid max-age
+ * revalidate; other directives are ignored.  Names are case-insensitive.
+ * "Pragma: no-cache" counts only when there is no Cache-Control (NULL or
+ * empty), as in RFC 9111 5.4.  Both may be NULL.
+ */
 enum cache_req cache_request_directive(const char *cache_control,
     const char *pragma);
 
@@ -94,9 +126,14 @@ struct cache_policy {
 };
 /*
  * Storable: status 200, 204 or 206; no Set-Cookie, no "Vary: *", no
- * no-store, private or no-cache from upstream; ttl is s-maxage, else
- * max-age, else default_ttl_s; a ttl of 0 is not storable.  Upstream
- * stale-while-revalidate= and stale-if-error= override swr_s and sie_s.
+ * no-store, private or no-cache (bare or with field names) from upstream;
+ * ttl is s-maxage, else max-age, else default_ttl_s; a ttl of 0 is not
+ * storable.  Upstream stale-while-revalidate= and stale-if-error=
+ * override swr_s and sie_s; must-revalidate and proxy-revalidate zero the
+ * configured windows (not explicit upstream ones).  Directive names are
+ * case-insensitive, values may be quoted, the first occurrence of each
+ * wins, an invalid value (empty, negative, not digits) counts as 0, and
+ * values saturate at 2^31 (RFC 9111 1.2.2).  Not storable: every field 0.
  */
 void cache_response_policy(const struct cache_resp_in *,
     struct cache_policy *);
@@ -107,14 +144,30 @@ enum cache_fresh {
 	CACHE_STALE_SIE,	/* serve it only if upstream fails */
 	CACHE_EXPIRED,		/* do not serve */
 };
-/* where an entry stored at stored_at (wall seconds) stands at now */
+/*
+ * Where an entry stored at stored_at (wall seconds) stands at now, with
+ * age = now - stored_at: FRESH while age < ttl; else STALE_SWR while
+ * age < ttl + swr; else STALE_SIE while age < ttl + sie (so SIE may last
+ * beyond SWR, and SWR wins where both apply); else EXPIRED.  A clock that
+ * went backwards (now < stored_at) is FRESH; a NULL or unstorable policy
+ * is EXPIRED.  Sums saturate.
+ */
 enum cache_fresh cache_freshness(int64_t stored_at, const struct
     cache_policy *, int64_t now);
-/* the Age header value */
+/* the Age header value: now - stored_at, 0 if negative, at most 2^31 */
 int64_t cache_age(int64_t stored_at, int64_t now);
-/* a strong ETag for a body: "\"<22 chars base64url of BLAKE2b>\"" */
+/*
+ * A strong ETag for a body: "\"<22 chars base64url of the first 16 bytes
+ * of BLAKE2b-256>\"" into out (CACHE_ETAG_LEN bytes; a smaller out gets
+ * "").  body may be NULL when len is 0.
+ */
 void cache_etag(const void *body, size_t len, char *out, size_t outlen);
-/* 1 if an If-None-Match value matches etag (lists, W/ and * handled) */
+/*
+ * 1 if an If-None-Match value matches etag: "*", or a list of
+ * entity-tags compared weakly (RFC 9110 8.8.3.2: W/ ignored on both
+ * sides; OWS and empty elements allowed).  A malformed value (unquoted
+ * tags, "*" in a list, junk) matches nothing; so do NULLs.
+ */
 int cache_etag_match(const char *if_none_match, const char *etag);
 
 #endif
