@@ -92,9 +92,9 @@ struct lex {
 enum tok { T_WORD, T_EOS, T_EOF, T_ERR };
 
 static handler_fn	h_listen, h_expose, h_allow_from, h_allow_origin,
-			h_allow_host;
+			h_allow_host, h_cache_rpc;
 static dump_fn		d_listen, d_expose, d_allow_from, d_allow_origin,
-			d_allow_host;
+			d_allow_host, d_cache_rpc;
 
 #define CONF_V(n, t, f, mi, ma, d, fld, ch, h)				\
 	{ n, t, f, 1, mi, ma, d, offsetof(struct conf, fld), ch, NULL,	\
@@ -826,6 +826,31 @@ d_allow_origin(const struct conf *c, FILE *fp)
 	d_strlist("allow-origin", c->allow_origin, c->nallow_origin, fp);
 }
 
+/* a PostgREST function name: letters, digits, '_' (schema-qualified ok) */
+static int
+h_cache_rpc(struct conf *c, char **argv, char *err, size_t errlen)
+{
+	const char	*v = argv[0];
+
+	if (*v == '\0' || strlen(v) > 128 || strspn(v, "abcdefghijklmnopqrstu"
+	    "vwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") != strlen(v)) {
+		snprintf(err, errlen, "\"%.100s\" is not a function name", v);
+		return -1;
+	}
+	if (list_full(c->ncache_rpc, err, errlen))
+		return -1;
+	c->cache_rpc = xreallocarray(c->cache_rpc, c->ncache_rpc + 1,
+	    sizeof(*c->cache_rpc));
+	c->cache_rpc[c->ncache_rpc++] = xstrdup(v);
+	return 0;
+}
+
+static void
+d_cache_rpc(const struct conf *c, FILE *fp)
+{
+	d_strlist("cache-rpc", c->cache_rpc, c->ncache_rpc, fp);
+}
+
 static int
 h_allow_host(struct conf *c, char **argv, char *err, size_t errlen)
 {
@@ -1470,6 +1495,9 @@ conf_unref(struct conf *c)
 	for (i = 0; i < c->nallow_host; i++)
 		free(c->allow_host[i]);
 	free(c->allow_host);
+	for (i = 0; i < c->ncache_rpc; i++)
+		free(c->cache_rpc[i]);
+	free(c->cache_rpc);
 	secret_free(c->apikey);
 	secret_free(c->jwt_secret);
 	free(c->file);

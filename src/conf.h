@@ -101,8 +101,14 @@ struct conf {
 	uint64_t		storage_max_body_size;	/* default 5G */
 	uint64_t		max_connections;	/* default 1024 */
 	uint64_t		max_connections_per_peer; /* default 256 */
+	int			cache_off;	/* "cache off" */
 	uint64_t		cache_max_size;
 	uint64_t		cache_max_object;
+	uint64_t		cache_swr_s;	/* stale-while-revalidate */
+	uint64_t		cache_sie_s;	/* stale-if-error */
+	char			**cache_rpc;	/* GET RPCs that may be cached */
+	size_t			ncache_rpc;
+	int			cache_rpc_keep;	/* POST RPC invalidates none */
 	double			sign_reuse_share;
 };
 

@@ -50,8 +50,18 @@ CONF_V("state-dir", CT_PATH, 0, 0, 0, CONF_STATEDIR, state_dir, NULL,
     "directory for the cache database and session state")
 CONF_V("ca-file", CT_PATH, 0, 0, 0, NULL, ca_file, NULL,
     "PEM file with extra CA certificates for upstream TLS")
-CONF_V("cache-ttl", CT_DURATION_S, CF_RESERVED, 0, 31536000000.0, "60s",
+CONF_V("cache", CT_ENUM, 0, 0, 0, "on", cache_off, "on|off",
+    "cache PostgREST reads")
+CONF_V("cache-ttl", CT_DURATION_S, 0, 0, 31536000000.0, "60s",
     cache_ttl_s, NULL, "default cache lifetime")
+CONF_V("cache-stale-while-revalidate", CT_DURATION_S, 0, 0, 31536000000.0,
+    "0s", cache_swr_s, NULL, "serve stale while refreshing in background")
+CONF_V("cache-stale-if-error", CT_DURATION_S, 0, 0, 31536000000.0, "1d",
+    cache_sie_s, NULL, "serve stale while upstream fails")
+CONF_H("cache-rpc", CF_MULTI, 1, NULL, cache_rpc,
+    "function whose GET results may be cached")
+CONF_V("cache-rpc-invalidate", CT_ENUM, 0, 0, 0, "all", cache_rpc_keep,
+    "all|none", "what a POST to /rest/v1/rpc invalidates")
 CONF_H("expose", CF_MULTI, 2, NULL, expose,
     "methods and path prefix that may pass")
 CONF_H("allow-from", CF_MULTI, 1, NULL, allow_from,
@@ -76,9 +86,9 @@ CONF_V("max-connections", CT_UINT, 0, 1, 1000000.0, "1024",
     max_connections, NULL, "client connections at once")
 CONF_V("max-connections-per-peer", CT_UINT, 0, 1, 1000000.0, "256",
     max_connections_per_peer, NULL, "client connections per address")
-CONF_V("cache-max-size", CT_SIZE, CF_RESERVED, 0, 1099511627776.0, "256M",
+CONF_V("cache-max-size", CT_SIZE, 0, 0, 1099511627776.0, "256M",
     cache_max_size, NULL, "cache database size limit")
-CONF_V("cache-max-object", CT_SIZE, CF_RESERVED, 0, 1073741824.0, "1M",
+CONF_V("cache-max-object", CT_SIZE, 0, 0, 1073741824.0, "1M",
     cache_max_object, NULL, "largest cached response")
 CONF_V("sign-reuse-share", CT_DOUBLE, CF_RESERVED, 0, 1, "0.5",
     sign_reuse_share, NULL, "signed-URL lifetime share for reuse")

@@ -238,6 +238,7 @@ evloop_run(void)
 				wait = t->due_ms > now ? t->due_ms - now : 0;
 		if (stopping)
 			break;
+		log_flush();
 		n = epoll_wait(epfd, evs, 64, (int)wait);
 		if (n == -1) {
 			if (errno == EINTR)

@@ -11,11 +11,21 @@
 static int	verbose;
 static int	journal;
 
+static char	logbuf[64 * 1024];
+
 void
 log_init(int verbosity)
 {
 	verbose = verbosity;
 	journal = getenv("JOURNAL_STREAM") != NULL;
+	/* whole lines, written once per event-loop turn (log_flush) */
+	setvbuf(stderr, logbuf, _IOFBF, sizeof(logbuf));
+}
+
+void
+log_flush(void)
+{
+	fflush(stderr);
 }
 
 int
@@ -66,6 +76,7 @@ fatal(const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(2, "fatal: ", 1, fmt, ap);
 	va_end(ap);
+	fflush(stderr);
 	exit(1);
 }
 
@@ -77,5 +88,6 @@ fatalx(const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(2, "fatal: ", 0, fmt, ap);
 	va_end(ap);
+	fflush(stderr);
 	exit(1);
 }

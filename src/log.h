@@ -7,8 +7,10 @@
 
 #define LOG_FMT(a, b) __attribute__((format(printf, a, b)))
 
-/* verbosity: 0 warnings and info, 1 and more debug */
+/* verbosity: 0 warnings and info, 1 and more debug; buffers stderr */
 void log_init(int verbosity);
+/* write buffered lines out (the event loop calls it every turn) */
+void log_flush(void);
 int log_verbosity(void);
 /* append ": strerror(errno)" */
 void log_warn(const char *, ...) LOG_FMT(1, 2);

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
+#include "proxy_cache.h"
 #include "server.h"
 #include "upstream.h"
 
@@ -183,7 +184,11 @@ main(int argc, char *argv[])
 	    upstream_setup() != 0)
 		fatalx("setup failed");
 	proxy_set_conf(c);
-	if (proxy_setup() != 0 || server_setup(c) != 0)
+	if (proxy_setup() != 0)
+		fatalx("setup failed");
+	/* without a usable store supagate still serves, uncached */
+	(void)proxy_cache_setup(c);
+	if (server_setup(c) != 0)
 		fatalx("cannot listen");
 	conf_unref(c);
 	log_info("%s %s ready", PACKAGE_NAME, PACKAGE_VERSION);
@@ -193,6 +198,7 @@ main(int argc, char *argv[])
 
 	proxy_abort_all();
 	server_teardown();
+	proxy_cache_teardown();
 	proxy_teardown();
 	upstream_teardown();
 	evloop_teardown();

@@ -15,6 +15,7 @@ struct metrics metrics;
 static uint64_t	requests[POLICY_ROUTE__N][STATUS_MAX - STATUS_MIN + 1];
 static uint64_t	upstream_errors[POLICY_ROUTE__N][METRICS_ERR__N];
 static uint64_t	bytes[METRICS_DIR__N];
+static uint64_t	stale[METRICS_STALE__N];
 
 /* upstream latency histogram, bucket upper bounds in milliseconds */
 static const int64_t lat_le_ms[] = {
@@ -29,6 +30,9 @@ static const char *err_names[METRICS_ERR__N] = {
 	"connect", "timeout", "protocol"
 };
 static const char *dir_names[METRICS_DIR__N] = { "upstream", "client" };
+static const char *stale_names[METRICS_STALE__N] = {
+	"stale-while-revalidate", "stale-if-error"
+};
 
 void
 metrics_request(int route, int status)
@@ -59,6 +63,13 @@ metrics_upstream_latency(int64_t ms)
 			lat_bucket[i]++;
 	lat_count++;
 	lat_sum_ms += ms;
+}
+
+void
+metrics_cache_stale(enum metrics_stale why)
+{
+	if (why < METRICS_STALE__N)
+		stale[why]++;
 }
 
 void
@@ -114,6 +125,12 @@ metrics_render(struct sbuf *b)
 	    "supagate_upstream_duration_seconds_count %llu\n",
 	    (unsigned long long)lat_count, (double)lat_sum_ms / 1000.0,
 	    (unsigned long long)lat_count);
+
+	sbuf_printf(b, "# HELP supagate_cache_stale_total Stale entries "
+	    "served, by reason\n# TYPE supagate_cache_stale_total counter\n");
+	for (i = 0; i < METRICS_STALE__N; i++)
+		sbuf_printf(b, "supagate_cache_stale_total{reason=\"%s\"} %llu\n",
+		    stale_names[i], (unsigned long long)stale[i]);
 
 	sbuf_printf(b, "# HELP supagate_bytes_total Body bytes relayed, by "
 	    "direction\n# TYPE supagate_bytes_total counter\n");

@@ -13,6 +13,12 @@ enum metrics_err {
 	METRICS_ERR__N
 };
 
+enum metrics_stale {
+	METRICS_STALE_SWR,	/* served while revalidating */
+	METRICS_STALE_ERROR,	/* served because upstream failed */
+	METRICS_STALE__N
+};
+
 enum metrics_dir {
 	METRICS_DIR_UPSTREAM,	/* bytes sent to upstream */
 	METRICS_DIR_CLIENT,	/* bytes sent to clients */
@@ -32,6 +38,7 @@ void metrics_request(int route, int status);
 void metrics_upstream_error(int route, enum metrics_err);
 void metrics_upstream_latency(int64_t ms);
 void metrics_bytes(enum metrics_dir, uint64_t);
+void metrics_cache_stale(enum metrics_stale);
 /* render everything in Prometheus text format; -1 if it did not fit */
 int metrics_render(struct sbuf *);
 

@@ -11,6 +11,18 @@ METRIC(connections, "supagate_connections", "gauge",
     "Open client connections")
 METRIC(rejected_overload, "supagate_overload_rejections_total", "counter",
     "Requests refused with 503 because of connection limits")
+METRIC(cache_hits, "supagate_cache_hits_total", "counter",
+    "Reads answered from the cache")
+METRIC(cache_misses, "supagate_cache_misses_total", "counter",
+    "Cacheable reads that went upstream")
+METRIC(cache_collapsed, "supagate_cache_collapsed_total", "counter",
+    "Reads that waited for an identical miss instead of going upstream")
+METRIC(cache_invalidations, "supagate_cache_invalidations_total", "counter",
+    "Entries removed by writes and purges")
+METRIC(cache_evictions, "supagate_cache_evictions_total", "counter",
+    "Entries evicted to stay within cache-max-size")
+METRIC(cache_bytes, "supagate_cache_bytes", "gauge",
+    "Bytes held in the cache")
 METRIC(reloads, "supagate_config_reloads_total", "counter",
     "Successful configuration reloads")
 METRIC(reload_failures, "supagate_config_reload_failures_total", "counter",

@@ -812,3 +812,30 @@ policy_method_bit(const char *name)
 			return methods[i].bit;
 	return 0;
 }
+
+int
+policy_head_value(const char *p, const char *name, char *out, size_t outlen)
+{
+	const char	*eol, *v;
+	size_t		 n = strlen(name), len;
+
+	for (; *p != '\0'; p = eol + (*eol != '\0')) {
+		eol = strchr(p, '\n');
+		if (eol == NULL)
+			eol = p + strlen(p);
+		if ((size_t)(eol - p) <= n || strncasecmp(p, name, n) != 0 ||
+		    p[n] != ':')
+			continue;
+		for (v = p + n + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
+			;
+		for (len = eol - v; len > 0 && (v[len - 1] == '\r' ||
+		    v[len - 1] == ' ' || v[len - 1] == '\t'); len--)
+			;
+		if (len >= outlen)
+			return -1;
+		memcpy(out, v, len);
+		out[len] = '\0';
+		return 0;
+	}
+	return -1;
+}

@@ -66,6 +66,13 @@ int policy_strip_apikey(const char *query, char *out, size_t outlen,
 int policy_drop_request_header(const char *name);
 /* 1 for hop-by-hop response headers not to relay to the client */
 int policy_drop_response_header(const char *name);
+/*
+ * The value of the first header name in a block of "Name: value\r\n"
+ * lines (case-insensitive name, surrounding whitespace trimmed) into
+ * out; 0, or -1 if absent or longer than outlen allows.
+ */
+int policy_head_value(const char *block, const char *name, char *out,
+    size_t outlen);
 /* 1 if a header value holds CR, LF or NUL */
 int policy_header_value_bad(const char *value, size_t len);
 /*

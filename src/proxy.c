@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "policy.h"
 #include "proxy.h"
+#include "proxy_cache.h"
 #include "server.h"
 #include "upstream.h"
 
@@ -216,6 +217,11 @@ proxy_free(struct request *r)
 		upstream_abort(r->xfer);
 		r->xfer = NULL;
 	}
+	proxy_cache_free(r);
+	if (r->authz != NULL) {
+		explicit_bzero(r->authz, strlen(r->authz));
+		free(r->authz);
+	}
 	status = r->answered && !r->client_gone ? r->status : 499;
 	metrics_request(r->route, status);
 
@@ -228,9 +234,10 @@ proxy_free(struct request *r)
 		log_safe(sbuf_str(&q), &line);
 	}
 	up_ms = r->up_start_ms != 0 ? evloop_now_ms() - r->up_start_ms : -1;
-	log_access("%" PRIu64 " %s %s%s %d cache=PASS upstream_ms=%" PRId64
+	log_access("%" PRIu64 " %s %s%s %d cache=%s upstream_ms=%" PRId64
 	    " bytes=%" PRIu64, r->id, r->method[0] ? r->method : "-",
-	    sbuf_str(&line), line.overflow ? "..." : "", status, up_ms,
+	    sbuf_str(&line), line.overflow ? "..." : "", status,
+	    r->cache_result != NULL ? r->cache_result : "PASS", up_ms,
 	    r->resp_bytes);
 	sbuf_fini(&line);
 	sbuf_fini(&q);
@@ -309,29 +316,40 @@ static enum proxy_next
 admin(struct request *r, const struct sockaddr *peer)
 {
 	const char	*sub = r->path + strlen("/_supagate");
+	int		 purge = strcmp(sub, "/purge") == 0;
 
 	if (!policy_peer_is_loopback(peer)) {
 		proxy_error(r, 403, "forbidden",
 		    "admin endpoints answer loopback clients only");
 		return PROXY_RESPOND;
 	}
-	if (strcmp(sub, "/health") != 0 && strcmp(sub, "/metrics") != 0) {
+	if (strcmp(sub, "/health") != 0 && strcmp(sub, "/metrics") != 0 &&
+	    !purge) {
 		proxy_error(r, 404, "not_found", "no such admin endpoint");
 		return PROXY_RESPOND;
 	}
-	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
+	if (purge ? strcmp(r->method, "POST") != 0 :
+	    strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
 		proxy_error(r, 405, "method_not_allowed",
-		    "use GET or HEAD");
-		sbuf_add(&r->head, "Allow: GET, HEAD\r\n", 18);
+		    purge ? "use POST" : "use GET or HEAD");
+		if (purge)
+			sbuf_add(&r->head, "Allow: POST\r\n", 13);
+		else
+			sbuf_add(&r->head, "Allow: GET, HEAD\r\n", 18);
+		return PROXY_RESPOND;
+	}
+	if (purge) {
+		proxy_cache_purge(r);
 		return PROXY_RESPOND;
 	}
 	if (strcmp(sub, "/health") == 0) {
 		local_response(r, 200, "application/json");
 		sbuf_printf(&r->errbody, "{\"status\":\"ok\",\"version\":\"%s\","
-		    "\"auth_mode\":\"%s\",\"session\":{\"state\":\"none\"},"
-		    "\"inflight\":%zu,\"connections\":%zu,"
-		    "\"upstream_transfers\":%zu}", PACKAGE_VERSION,
-		    auth_mode_name(r->conf->auth_mode), nactive,
+		    "\"auth_mode\":\"%s\",\"session\":{\"state\":\"none\"},",
+		    PACKAGE_VERSION, auth_mode_name(r->conf->auth_mode));
+		proxy_cache_health(&r->errbody);
+		sbuf_printf(&r->errbody, ",\"inflight\":%zu,\"connections\":%zu,"
+		    "\"upstream_transfers\":%zu}", nactive,
 		    server_connections(), upstream_active());
 	} else {
 		local_response(r, 200, "text/plain; version=0.0.4");
@@ -450,9 +468,14 @@ upstream_head_cb(void *arg, int status, const char *hdrs, size_t len)
 	metrics_upstream_latency(r->progress_ms - r->up_start_ms);
 	if (r->is_error)	/* we answered already (413 mid-upload) */
 		return -1;
+	if (status >= 500 && proxy_cache_stale(r, "5xx")) {
+		server_wake(r);
+		return -1;
+	}
 	r->status = status;
 	if (sbuf_add(&r->head, hdrs, len) != 0)
 		return -1;
+	proxy_cache_head(r);
 	r->head_ready = 1;
 	server_wake(r);
 	return 0;
@@ -472,6 +495,7 @@ upstream_data_cb(void *arg, const char *p, size_t n)
 	}
 	r->progress_ms = evloop_now_ms();
 	ring_put(&r->respbuf, p, n);
+	proxy_cache_data(r, p, n);
 	server_wake(r);
 	return n;
 }
@@ -531,6 +555,9 @@ upstream_rewind_cb(void *arg)
 static void
 fail_upstream(struct request *r, enum upstream_result res)
 {
+	if (res != UPSTREAM_ERR_NOMEM && proxy_cache_stale(r,
+	    res == UPSTREAM_ERR_TIMEOUT ? "timeout" : "unavailable"))
+		return;
 	switch (res) {
 	case UPSTREAM_ERR_TIMEOUT:
 		metrics_upstream_error(r->route, METRICS_ERR_TIMEOUT);
@@ -565,6 +592,7 @@ upstream_done_cb(void *arg, enum upstream_result res)
 	r->xfer = NULL;
 	r->up_over = 1;
 	r->up_result = res;
+	proxy_cache_done(r, res);
 	if (res == UPSTREAM_ERR_ABORTED && r->is_error) {
 		/* our own answer (e.g. 413) stands */
 	} else if (!r->head_ready && !r->is_error)
@@ -623,10 +651,8 @@ start_upstream(struct request *r)
 	const struct conf	*c = r->conf;
 	struct hdr_walk		 w;
 	struct upstream_req	 rq;
-	char			*url = NULL, *query = NULL, *authbuf = NULL;
-	const char		*sub, *authz, *client_key, *ua;
-	char			 keybuf[512];
-	size_t			 authlen;
+	char			*url = NULL, *query = NULL;
+	const char		*sub;
 	int			 nkeys;
 	enum proxy_next		 next = PROXY_RESPOND;
 
@@ -641,7 +667,7 @@ start_upstream(struct request *r)
 	    (url = malloc(PROXY_URL_MAX)) == NULL)
 		goto nomem;
 	nkeys = policy_strip_apikey(r->query, query, strlen(r->query) + 1,
-	    keybuf, sizeof(keybuf));
+	    NULL, 0);
 	if (nkeys < 0) {
 		proxy_error(r, 400, "bad_request", "malformed query string");
 		goto out;
@@ -669,22 +695,12 @@ start_upstream(struct request *r)
 		    c->max_header_size);
 		goto out;
 	}
-	if (add_line(&w, "apikey", c->apikey->buf) != 0)
-		goto nomem;
-	client_key = server_header(r, "apikey");
-	if (client_key == NULL && nkeys > 0)
-		client_key = keybuf;
-	authlen = c->apikey->len + 16;
-	if ((authbuf = malloc(authlen)) == NULL)
-		goto nomem;
-	if (policy_authorization(c, server_header(r, "Authorization"),
-	    client_key, authbuf, authlen, &authz) == 1 &&
-	    add_line(&w, "Authorization", authz) != 0)
+	if (add_line(&w, "apikey", c->apikey->buf) != 0 ||
+	    (r->authz != NULL && add_line(&w, "Authorization", r->authz) != 0))
 		goto nomem;
 	if (w.graphql_profile &&
 	    add_line(&w, "Content-Profile", "graphql_public") != 0)
 		goto nomem;
-	ua = PROXY_USER_AGENT;
 
 	memset(&rq, 0, sizeof(rq));
 	rq.method = r->method;
@@ -695,7 +711,7 @@ start_upstream(struct request *r)
 	rq.body_len = r->body_len;
 	rq.connect_timeout_ms = (int64_t)c->connect_timeout_ms;
 	rq.ca_file = c->ca_file;
-	rq.user_agent = ua;
+	rq.user_agent = PROXY_USER_AGENT;
 	if (r->has_body && ring_init(&r->reqbuf, PROXY_RING_SIZE) != 0)
 		goto nomem;
 	if (ring_init(&r->respbuf, PROXY_RING_SIZE) != 0)
@@ -710,15 +726,70 @@ start_upstream(struct request *r)
  nomem:
 	proxy_error(r, 503, "overloaded", "out of memory");
  out:
-	if (authbuf != NULL) {
-		explicit_bzero(authbuf, authlen);
-		free(authbuf);
-	}
-	explicit_bzero(keybuf, sizeof(keybuf));
 	free_lines(&w);
 	free(url);
 	free(query);
 	return next;
+}
+
+/*
+ * The Authorization that goes upstream (r->authz, NULL for none): the
+ * client's own token or supagate's, as policy_authorization decides.
+ */
+static int
+decide_authz(struct request *r)
+{
+	const struct conf	*c = r->conf;
+	const char		*client_key, *authz;
+	char			 keybuf[512], *buf, *q;
+	size_t			 len = c->apikey->len + 16;
+	int			 ret = -1, nkeys;
+
+	if ((q = malloc(strlen(r->query) + 1)) == NULL)
+		return -1;
+	nkeys = policy_strip_apikey(r->query, q, strlen(r->query) + 1, keybuf,
+	    sizeof(keybuf));
+	free(q);
+	client_key = server_header(r, "apikey");
+	if (client_key == NULL && nkeys > 0)
+		client_key = keybuf;
+	if ((buf = malloc(len)) == NULL)
+		goto out;
+	switch (policy_authorization(c, server_header(r, "Authorization"),
+	    client_key, buf, len, &authz)) {
+	case 1:
+		if ((r->authz = strdup(authz)) == NULL)
+			goto out;
+		break;
+	case 0:
+		break;
+	default:
+		goto out;
+	}
+	ret = 0;
+ out:
+	if (buf != NULL) {
+		explicit_bzero(buf, len);
+		free(buf);
+	}
+	explicit_bzero(keybuf, sizeof(keybuf));
+	return ret;
+}
+
+/* after the checks: the cache, or upstream */
+static enum proxy_next
+dispatch(struct request *r)
+{
+	switch (proxy_cache_begin(r)) {
+	case PC_ANSWERED:
+		return PROXY_RESPOND;
+	case PC_WAIT:
+		r->cache_wait = 1;
+		return PROXY_WAIT;
+	case PC_UPSTREAM:
+		break;
+	}
+	return start_upstream(r);
 }
 
 static int
@@ -932,7 +1003,11 @@ proxy_begin(struct request *r, const char *method, const char *version,
 		r->body_done = 1;
 	if (origin != NULL)
 		cors_headers(r, origin);
-	return start_upstream(r);
+	if (decide_authz(r) != 0) {
+		proxy_error(r, 503, "overloaded", "out of memory");
+		return PROXY_RESPOND;
+	}
+	return dispatch(r);
 }
 
 enum proxy_next
@@ -982,6 +1057,21 @@ enum proxy_next
 proxy_poll(struct request *r)
 {
 	assert(r->magic == REQUEST_MAGIC);
+	if (r->cache_wait && !r->is_error) {
+		/* the identical miss we waited for is over: look again */
+		switch (proxy_cache_retry(r)) {
+		case PC_WAIT:
+			return PROXY_WAIT;
+		case PC_ANSWERED:
+			r->cache_wait = 0;
+			return PROXY_RESPOND;
+		case PC_UPSTREAM:
+			r->cache_wait = 0;
+			if (start_upstream(r) == PROXY_RESPOND)
+				return PROXY_RESPOND;
+			return PROXY_WAIT;
+		}
+	}
 	if (r->is_error || r->head_ready)
 		return PROXY_RESPOND;
 	return PROXY_WAIT;

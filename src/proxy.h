@@ -71,6 +71,12 @@ struct request {
 	const char		*retry_after;
 	int			 answered;	/* response handed to server */
 	int			 client_gone;	/* the client hung up */
+	char			*authz;		/* Authorization sent upstream */
+
+	/* the read cache (proxy_cache.c) */
+	struct proxy_cache	*cache;		/* NULL: not a cacheable read */
+	const char		*cache_result;	/* HIT MISS STALE PASS */
+	int			 cache_wait;	/* waiting for an identical miss */
 
 	struct request		*next, *prev;	/* in the active list */
 };

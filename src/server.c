@@ -28,7 +28,8 @@
 #include "server.h"
 
 #define SREQ_MAGIC		0x73726571u
-#define SERVER_BLOCK		(64 * 1024)
+#define SERVER_BLOCK		(64 * 1024)	/* large or unknown bodies */
+#define SERVER_BLOCK_MIN	1024
 #define SERVER_CLIENT_TIMEOUT_S	60
 #define SERVER_CONN_HEADROOM	64
 #define SERVER_DISCARD_MAX	(8 * 1024 * 1024)
@@ -45,6 +46,7 @@ struct sreq {
 	uint64_t		 discarded;	/* body bytes dropped */
 	int			 watch_fd;	/* watched for hang-up */
 	const char		*uri_end;	/* where the target ended */
+	struct sconn		*sc;		/* its connection */
 };
 
 /* open connections per client address, for max-connections-per-peer */
@@ -144,26 +146,54 @@ conn_peer(struct MHD_Connection *c)
 	return ci != NULL ? ci->client_addr : NULL;
 }
 
+/* what supagate keeps per client connection */
+struct sconn {
+	struct peer	*peer;
+	struct sreq	*cur;	/* the request being handled, if any */
+};
+
+static void	sreq_free(struct sreq *);
+
 static void
 conn_notify_cb(void *cls, struct MHD_Connection *c, void **socket_ctx,
     enum MHD_ConnectionNotificationCode code)
 {
 	const struct sockaddr	*sa;
-	struct peer		*p;
+	struct sconn		*sc;
 
 	(void)cls;
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
 		nconns++;
-		p = NULL;
-		if ((sa = conn_peer(c)) != NULL && (p = peer_get(sa)) != NULL)
-			p->nconn++;
-		*socket_ctx = p;
+		if ((sc = calloc(1, sizeof(*sc))) != NULL &&
+		    (sa = conn_peer(c)) != NULL &&
+		    (sc->peer = peer_get(sa)) != NULL)
+			sc->peer->nconn++;
+		*socket_ctx = sc;
 	} else {
 		nconns--;
-		peer_put(*socket_ctx);
+		if ((sc = *socket_ctx) != NULL) {
+			/*
+			 * libmicrohttpd answers some malformed requests
+			 * itself and never reports them completed: free
+			 * what uri_log_cb allocated here.
+			 */
+			if (sc->cur != NULL)
+				sreq_free(sc->cur);
+			peer_put(sc->peer);
+			free(sc);
+		}
 		*socket_ctx = NULL;
 	}
 	metrics.connections = (int64_t)nconns;
+}
+
+static struct sconn *
+conn_ctx(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci;
+
+	ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci != NULL ? ci->socket_context : NULL;
 }
 
 size_t
@@ -175,15 +205,10 @@ server_connections(void)
 size_t
 server_peer_connections(struct request *r)
 {
-	struct sreq		*s = r->conn;
-	const union MHD_ConnectionInfo *ci;
-	struct peer		*p;
+	struct sreq	*s = r->conn;
+	struct sconn	*sc = conn_ctx(s->conn);
 
-	ci = MHD_get_connection_info(s->conn,
-	    MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	if (ci == NULL || (p = ci->socket_context) == NULL)
-		return 0;
-	return p->nconn;
+	return sc != NULL && sc->peer != NULL ? sc->peer->nconn : 0;
 }
 
 static void *
@@ -203,10 +228,27 @@ uri_log_cb(void *cls, const char *uri, struct MHD_Connection *c)
 	s->watch_fd = -1;
 	s->uri_end = uri + strlen(uri);
 	s->r->conn = s;
+	if ((s->sc = conn_ctx(c)) != NULL) {
+		if (s->sc->cur != NULL)		/* never reported completed */
+			sreq_free(s->sc->cur);
+		s->sc->cur = s;
+	}
 	return s;
 }
 
 static void	unwatch(struct sreq *);
+
+static void
+sreq_free(struct sreq *s)
+{
+	assert(s->magic == SREQ_MAGIC);
+	unwatch(s);
+	if (s->sc != NULL && s->sc->cur == s)
+		s->sc->cur = NULL;
+	proxy_free(s->r);
+	s->magic = 0;
+	free(s);
+}
 
 static void
 completed_cb(void *cls, struct MHD_Connection *c, void **req_cls,
@@ -219,14 +261,11 @@ completed_cb(void *cls, struct MHD_Connection *c, void **req_cls,
 	if (s == NULL)
 		return;
 	assert(s->magic == SREQ_MAGIC);
-	unwatch(s);
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && s->r->answered &&
 	    s->r->status < 400)
 		log_debug("%s: request %llu ended early (%d)", __func__,
 		    (unsigned long long)s->r->id, (int)toe);
-	proxy_free(s->r);
-	s->magic = 0;
-	free(s);
+	sreq_free(s);
 	*req_cls = NULL;
 }
 
@@ -397,56 +436,29 @@ body_reader_cb(void *cls, uint64_t pos, char *buf, size_t max)
 static uint64_t
 head_length(const char *p)
 {
-	const char	*eol;
-	char		*end;
-	unsigned long long v;
+	char			 v[32], *end;
+	unsigned long long	 n;
 
-	for (; *p != '\0'; p = eol + (*eol != '\0')) {
-		eol = strchr(p, '\n');
-		if (eol == NULL)
-			eol = p + strlen(p);
-		if (strncasecmp(p, "Content-Length:", 15) == 0) {
-			errno = 0;
-			v = strtoull(p + 15, &end, 10);
-			if (errno == 0 && end != p + 15)
-				return v;
-		}
-	}
-	return MHD_SIZE_UNKNOWN;
-}
-
-/* the value of header name in a block of "Name: value\r\n" lines */
-static char *
-head_value(const char *p, const char *name)
-{
-	const char	*eol, *v;
-	size_t		 n = strlen(name), len;
-
-	for (; *p != '\0'; p = eol + (*eol != '\0')) {
-		eol = strchr(p, '\n');
-		if (eol == NULL)
-			eol = p + strlen(p);
-		if (strncasecmp(p, name, n) != 0 || p[n] != ':')
-			continue;
-		for (v = p + n + 1; *v == ' ' || *v == '\t'; v++)
-			;
-		for (len = eol - v; len > 0 && (v[len - 1] == '\r' ||
-		    v[len - 1] == ' '); len--)
-			;
-		return strndup(v, len);
-	}
-	return NULL;
+	if (policy_head_value(p, "Content-Length", v, sizeof(v)) != 0)
+		return MHD_SIZE_UNKNOWN;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0')
+		return MHD_SIZE_UNKNOWN;
+	return n;
 }
 
 /* copy "Name: value\r\n" lines onto the response, minus hop-by-hop ones */
 static int
 add_head(struct MHD_Response *resp, const char *p)
 {
-	char		 name[256], *value, *line, *connection;
+	char		 name[256], *value, *line, connection[1024];
 	const char	*eol, *colon;
 	size_t		 nlen, llen;
+	int		 has_conn;
 
-	connection = head_value(p, "Connection");
+	has_conn = policy_head_value(p, "Connection", connection,
+	    sizeof(connection)) == 0;
 	for (; *p != '\0'; p = eol + (*eol != '\0')) {
 		eol = strchr(p, '\n');
 		if (eol == NULL)
@@ -463,20 +475,17 @@ add_head(struct MHD_Response *resp, const char *p)
 			continue;
 		memcpy(name, p, nlen);
 		name[nlen] = '\0';
-		if (policy_drop_response_header(name) || (connection != NULL &&
+		if (policy_drop_response_header(name) || (has_conn &&
 		    policy_connection_lists(connection, name)))
 			continue;
-		if ((line = strndup(colon + 1, llen - nlen - 1)) == NULL) {
-			free(connection);
+		if ((line = strndup(colon + 1, llen - nlen - 1)) == NULL)
 			return -1;
-		}
 		for (value = line; *value == ' ' || *value == '\t'; value++)
 			;
 		if (MHD_add_response_header(resp, name, value) != MHD_YES)
 			log_debug("%s: header %s refused", __func__, name);
 		free(line);
 	}
-	free(connection);
 	return 0;
 }
 
@@ -488,17 +497,28 @@ respond(struct sreq *s)
 	enum MHD_Result		 ret;
 	uint64_t		 size;
 
-	if (r->is_error) {
+	if (r->is_error && r->errbody.s != NULL) {
+		/* the body buffer moves to libmicrohttpd, which frees it */
 		resp = MHD_create_response_from_buffer(r->errbody.len,
-		    (void *)sbuf_str(&r->errbody), MHD_RESPMEM_MUST_COPY);
-		if (resp != NULL)
+		    r->errbody.s, MHD_RESPMEM_MUST_FREE);
+		if (resp != NULL) {
 			r->resp_bytes = r->errbody.len;
+			r->errbody.s = NULL;
+			r->errbody.len = r->errbody.cap = 0;
+		}
+	} else if (r->is_error) {
+		resp = MHD_create_response_from_buffer(0, (void *)"",
+		    MHD_RESPMEM_PERSISTENT);
 	} else {
 		size = head_length(sbuf_str(&r->head));
 		if (r->status == 204 || r->status == 304 ||
 		    (r->status >= 100 && r->status < 200))
 			size = 0;
-		resp = MHD_create_response_from_callback(size, SERVER_BLOCK,
+		/* libmicrohttpd zeroes the block for every response */
+		resp = MHD_create_response_from_callback(size,
+		    size != MHD_SIZE_UNKNOWN && size < SERVER_BLOCK ?
+		    (size < SERVER_BLOCK_MIN ? SERVER_BLOCK_MIN : (size_t)size) :
+		    SERVER_BLOCK,
 		    body_reader_cb, s, NULL);
 	}
 	if (resp == NULL)
@@ -542,7 +562,6 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 	}
 	if (!s->begun) {
 		s->begun = 1;
-		watch(s);
 		/*
 		 * The target and the version are parsed in place in one
 		 * buffer, one space apart: anything between the end of the
@@ -556,6 +575,8 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 		next = proxy_begin(s->r, method, version, conn_peer(c));
 		if (next == PROXY_RESPOND)
 			return respond(s);
+		/* answered at once (cache hits, errors): no watch needed */
+		watch(s);
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0 && s->r->is_error) {
@@ -894,8 +915,12 @@ server_setup(struct conf *c)
 		    MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, NULL,
 		    MHD_OPTION_NOTIFY_COMPLETED, completed_cb, NULL,
 		    MHD_OPTION_NOTIFY_CONNECTION, conn_notify_cb, NULL,
+		    /*
+		     * zeroed for every request, so no bigger than needed:
+		     * the head, its parsed query arguments and a read buffer
+		     */
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-		    (size_t)(c->max_header_size + 64 * 1024),
+		    (size_t)(2 * c->max_header_size + 16 * 1024),
 		    MHD_OPTION_CONNECTION_TIMEOUT,
 		    (unsigned)SERVER_CLIENT_TIMEOUT_S,
 		    MHD_OPTION_CONNECTION_LIMIT,

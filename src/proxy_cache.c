@@ -1,0 +1,628 @@
+/* proxy_cache: the read cache in the request path (uses cache and store) */
+#include "config.h"
+
+#include <sys/stat.h>
+
+#include <assert.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "buf.h"
+#include "cache.h"
+#include "conf.h"
+#include "crypto.h"
+#include "evloop.h"
+#include "jwt.h"
+#include "log.h"
+#include "metrics.h"
+#include "policy.h"
+#include "proxy.h"
+#include "proxy_cache.h"
+#include "server.h"
+#include "store.h"
+
+#define PC_MAGIC	0x70636163u
+#define PC_QUERY_MAX	16384
+#define PC_IDENT_MAX	256
+
+struct proxy_cache {
+	unsigned		 magic;
+	unsigned char		 key[CACHE_KEY_LEN];
+	char			 tags[CACHE_TAGS_MAX][CACHE_TAG_MAX];
+	size_t			 ntags;
+	enum cache_req		 directive;
+	int			 bypass;	/* client said no-store */
+	int			 lead;		/* others may wait for us */
+	int			 store;		/* store what upstream answers */
+	int			 storing;	/* collecting the body */
+	struct sbuf		 body;
+	struct cache_policy	 policy;
+	struct store_entry	 stale;		/* for stale-if-error */
+	int			 have_stale;
+	char			 write_tag[CACHE_TAG_MAX];
+	int			 write;		/* 1 table write, 2 POST rpc */
+	int			 woke;		/* the leader we waited for ended */
+	struct request		*waiting_for;	/* our leader */
+	struct request		*followers;	/* waiting for us */
+	struct request		*next_follower;
+	struct request		*next_leader;
+};
+
+static struct store	*st;
+static struct request	*leaders;
+
+int
+proxy_cache_setup(const struct conf *c)
+{
+	char	path[4096];
+
+	if (c->cache_off)
+		return 0;
+	if (mkdir(c->state_dir, 0700) == -1 && errno != EEXIST)
+		log_warn("mkdir %s", c->state_dir);
+	if (snprintf(path, sizeof(path), "%s/cache.db", c->state_dir) >=
+	    (int)sizeof(path))
+		return -1;
+	if ((st = store_open(path, c->cache_max_size)) == NULL) {
+		log_warnx("cache disabled: cannot open %s", path);
+		return -1;
+	}
+	metrics.cache_bytes = (int64_t)store_bytes(st);
+	return 0;
+}
+
+void
+proxy_cache_teardown(void)
+{
+	store_close(st);
+	st = NULL;
+}
+
+/* the value of parameter name in a raw query, decoded; -1 if absent */
+static int
+query_param(const char *q, const char *name, char *out, size_t outlen)
+{
+	size_t		 nlen = strlen(name), o = 0;
+	const char	*p = q, *v;
+	unsigned	 hi, lo;
+
+	while (*p != '\0') {
+		if (strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+			for (v = p + nlen + 1; *v != '\0' && *v != '&'; v++) {
+				char	ch = *v;
+
+				if (ch == '+')
+					ch = ' ';
+				else if (ch == '%' && sscanf(v + 1, "%1x%1x",
+				    &hi, &lo) == 2) {
+					ch = (char)(hi << 4 | lo);
+					v += 2;
+				}
+				if (o + 1 >= outlen)
+					return -1;
+				out[o++] = ch;
+			}
+			out[o] = '\0';
+			return 0;
+		}
+		p = strchr(p, '&');
+		if (p == NULL)
+			break;
+		p++;
+	}
+	return -1;
+}
+
+/* /rest/v1/<table> or a configured /rest/v1/rpc/<fn> */
+static int
+cacheable_path(const struct conf *c, const char *path)
+{
+	const char	*sub = path + strlen("/rest/v1");
+	size_t		 i;
+
+	if (sub[0] != '/' || sub[1] == '\0')
+		return 0;
+	sub++;
+	if (strncmp(sub, "rpc/", 4) == 0) {
+		for (i = 0; i < c->ncache_rpc; i++)
+			if (strcmp(sub + 4, c->cache_rpc[i]) == 0)
+				return 1;
+		return 0;
+	}
+	return strchr(sub, '/') == NULL;
+}
+
+static const char *
+schema_of(struct request *r, const char *header)
+{
+	const char	*s = server_header(r, header);
+
+	return s != NULL && *s != '\0' ? s : "public";
+}
+
+/* the identity the upstream answer is for, from what is sent upstream */
+static void
+identity(struct request *r, char *out, size_t outlen)
+{
+	const struct conf	*c = r->conf;
+	struct jwt_claims	 cl;
+	const char		*a = r->authz, *tok;
+
+	if (a == NULL) {
+		/* no Authorization: the apikey alone decides the role */
+		cache_identity(c->apikey->buf, 0, NULL, NULL, out, outlen);
+		return;
+	}
+	tok = strncasecmp(a, "Bearer ", 7) == 0 ? a + 7 : NULL;
+	if (tok != NULL && c->jwt_secret != NULL &&
+	    jwt_verify_hs256(tok, strlen(tok), c->jwt_secret->buf,
+	    c->jwt_secret->len, &cl) == 0) {
+		cache_identity(a, 1, cl.role, cl.sub, out, outlen);
+		return;
+	}
+	cache_identity(a, 0, NULL, NULL, out, outlen);
+}
+
+static void
+follow(struct request *r, struct request *leader)
+{
+	r->cache->waiting_for = leader;
+	r->cache->next_follower = leader->cache->followers;
+	leader->cache->followers = r;
+}
+
+static struct request *
+find_leader(const unsigned char *key)
+{
+	struct request	*l;
+
+	for (l = leaders; l != NULL; l = l->cache->next_leader)
+		if (memcmp(l->cache->key, key, CACHE_KEY_LEN) == 0)
+			return l;
+	return NULL;
+}
+
+static void
+release_followers(struct request *r)
+{
+	struct proxy_cache	*pc = r->cache;
+	struct request		**pp, *f;
+
+	if (pc->lead) {
+		for (pp = &leaders; *pp != NULL;
+		    pp = &(*pp)->cache->next_leader)
+			if (*pp == r) {
+				*pp = pc->next_leader;
+				break;
+			}
+		pc->lead = 0;
+	}
+	while ((f = pc->followers) != NULL) {
+		pc->followers = f->cache->next_follower;
+		f->cache->next_follower = NULL;
+		f->cache->waiting_for = NULL;
+		f->cache->woke = 1;
+		server_wake(f);
+	}
+}
+
+/* answer r from entry e: hit, stale or 304 */
+static void
+answer(struct request *r, struct store_entry *e, const char *detail,
+    int64_t now)
+{
+	const char	*inm = server_header(r, "If-None-Match");
+	int64_t		 age = cache_age(e->stored_at, now);
+	int64_t		 ttl = e->stored_at + (int64_t)e->ttl_s - now;
+	int		 notmod;
+
+	notmod = inm != NULL && e->etag[0] != '\0' &&
+	    cache_etag_match(inm, e->etag);
+	r->status = notmod ? 304 : e->status;
+	r->is_error = 1;	/* a local answer; head keeps CORS lines */
+	r->errbody.len = 0;
+	r->errbody.overflow = 0;
+	if (!notmod)
+		sbuf_add(&r->head, e->headers, e->headers_len);
+	if (e->etag[0] != '\0')
+		sbuf_printf(&r->head, "ETag: %s\r\n", e->etag);
+	sbuf_printf(&r->head, "Age: %" PRId64 "\r\n", age);
+	if (detail == NULL)
+		sbuf_printf(&r->head, "Cache-Status: supagate; hit; ttl=%"
+		    PRId64 "%s\r\n", ttl, r->cache->woke ? "; collapsed" : "");
+	else
+		sbuf_printf(&r->head, "Cache-Status: supagate; %s; ttl=%"
+		    PRId64 "; detail=%s\r\n", strcmp(detail,
+		    "stale-while-revalidate") == 0 ? "hit" : "fwd=stale", ttl,
+		    detail);
+	if (!notmod && e->body_len > 0) {
+		if (e->body_len > r->errbody.max)
+			r->errbody.max = e->body_len;
+		sbuf_add(&r->errbody, (const char *)e->body, e->body_len);
+	}
+	r->cache_result = detail == NULL ? "HIT" : "STALE";
+}
+
+static enum pc_next
+lookup(struct request *r)
+{
+	struct proxy_cache	*pc = r->cache;
+	struct store_entry	 e;
+	struct cache_policy	 pol;
+	struct request		*leader;
+	int64_t			 now = evloop_wall_s();
+	int			 rc;
+
+	if (pc->directive == CACHE_REQ_NORMAL) {
+		memset(&e, 0, sizeof(e));
+		rc = store_get(st, pc->key, &e);
+		if (rc == 1) {
+			memset(&pol, 0, sizeof(pol));
+			pol.storable = 1;
+			pol.ttl_s = e.ttl_s;
+			pol.swr_s = e.swr_s;
+			pol.sie_s = e.sie_s;
+			switch (cache_freshness(e.stored_at, &pol, now)) {
+			case CACHE_FRESH:
+				answer(r, &e, NULL, now);
+				store_entry_fini(&e);
+				metrics.cache_hits++;
+				return PC_ANSWERED;
+			case CACHE_STALE_SWR:
+				/*
+				 * Served stale; the refresh happens on the
+				 * next request that finds it past this
+				 * window (no background fetch yet).
+				 */
+				answer(r, &e, "stale-while-revalidate", now);
+				store_entry_fini(&e);
+				metrics_cache_stale(METRICS_STALE_SWR);
+				return PC_ANSWERED;
+			case CACHE_STALE_SIE:
+				store_entry_fini(&pc->stale);
+				pc->stale = e;
+				pc->have_stale = 1;
+				break;
+			case CACHE_EXPIRED:
+				store_entry_fini(&e);
+				break;
+			}
+		}
+	}
+	if ((leader = find_leader(pc->key)) != NULL && leader != r) {
+		follow(r, leader);
+		metrics.cache_collapsed++;
+		return PC_WAIT;
+	}
+	if (strcmp(r->method, "GET") == 0) {
+		pc->store = 1;
+		pc->lead = 1;
+		pc->next_leader = leaders;
+		leaders = r;
+	}
+	metrics.cache_misses++;
+	r->cache_result = "MISS";
+	return PC_UPSTREAM;
+}
+
+static struct proxy_cache *
+pc_new(struct request *r)
+{
+	struct proxy_cache	*pc;
+
+	if ((pc = calloc(1, sizeof(*pc))) == NULL)
+		return NULL;
+	pc->magic = PC_MAGIC;
+	r->cache = pc;
+	return pc;
+}
+
+enum pc_next
+proxy_cache_begin(struct request *r)
+{
+	const struct conf	*c = r->conf;
+	struct proxy_cache	*pc;
+	struct cache_key_in	 in;
+	struct sbuf		 canon;
+	char			 ident[PC_IDENT_MAX], *select;
+	int			 n;
+
+	if (st == NULL || r->route != POLICY_ROUTE_REST)
+		return PC_UPSTREAM;
+	if (strcmp(r->method, "POST") == 0 || strcmp(r->method, "PATCH") == 0 ||
+	    strcmp(r->method, "PUT") == 0 || strcmp(r->method, "DELETE") == 0) {
+		if ((pc = pc_new(r)) == NULL)
+			return PC_UPSTREAM;
+		if (strncmp(r->path, "/rest/v1/rpc/", 13) == 0)
+			pc->write = strcmp(r->method, "POST") == 0 &&
+			    !c->cache_rpc_keep ? 2 : 0;
+		else if (cache_write_tag(schema_of(r, "Content-Profile"),
+		    r->path, pc->write_tag, sizeof(pc->write_tag)) == 0)
+			pc->write = 1;
+		return PC_UPSTREAM;
+	}
+	if ((strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) ||
+	    !cacheable_path(c, r->path))
+		return PC_UPSTREAM;
+	if ((pc = pc_new(r)) == NULL)
+		return PC_UPSTREAM;
+	pc->directive = cache_request_directive(server_header(r,
+	    "Cache-Control"), server_header(r, "Pragma"));
+	r->cache_result = "PASS";
+	if (pc->directive == CACHE_REQ_NO_STORE) {
+		pc->bypass = 1;
+		return PC_UPSTREAM;
+	}
+	if ((select = malloc(PC_QUERY_MAX)) == NULL)
+		return PC_UPSTREAM;
+	if (query_param(r->query, "select", select, PC_QUERY_MAX) != 0)
+		snprintf(select, PC_QUERY_MAX, "*");
+	n = cache_tags(schema_of(r, "Accept-Profile"), r->path, select,
+	    pc->tags, CACHE_TAGS_MAX);
+	free(select);
+	sbuf_init(&canon, PC_QUERY_MAX);
+	if (n < 0 || cache_canon_query(r->query, &canon) != 0) {
+		sbuf_fini(&canon);
+		pc->bypass = 1;		/* malformed: let upstream judge */
+		return PC_UPSTREAM;
+	}
+	pc->ntags = (size_t)n;
+	identity(r, ident, sizeof(ident));
+	memset(&in, 0, sizeof(in));
+	in.method = r->method;
+	in.path = r->path;
+	in.canon_query = sbuf_str(&canon);
+	in.accept = server_header(r, "Accept");
+	in.accept_profile = server_header(r, "Accept-Profile");
+	in.prefer = server_header(r, "Prefer");
+	in.range = server_header(r, "Range");
+	in.range_unit = server_header(r, "Range-Unit");
+	in.identity = ident;
+	cache_key(&in, pc->key);
+	sbuf_fini(&canon);
+	explicit_bzero(ident, sizeof(ident));
+	return lookup(r);
+}
+
+enum pc_next
+proxy_cache_retry(struct request *r)
+{
+	struct proxy_cache	*pc = r->cache;
+
+	assert(pc != NULL && pc->magic == PC_MAGIC);
+	if (pc->waiting_for != NULL)
+		return PC_WAIT;
+	return lookup(r);
+}
+
+void
+proxy_cache_head(struct request *r)
+{
+	struct proxy_cache	*pc = r->cache;
+	const struct conf	*c = r->conf;
+	struct cache_resp_in	 in;
+	char			 cc[1024], len[32];
+	long			 n;
+
+	if (pc == NULL)
+		return;
+	if (pc->write != 0) {
+		if (r->status < 200 || r->status > 299)
+			return;
+		n = pc->write == 1 ? store_invalidate_tag(st, pc->write_tag) :
+		    store_purge_prefix(st, "/rest/v1/");
+		if (n > 0)
+			metrics.cache_invalidations += n;
+		metrics.cache_bytes = (int64_t)store_bytes(st);
+		return;
+	}
+	if (pc->bypass) {
+		sbuf_printf(&r->head, "Cache-Status: supagate; fwd=request; "
+		    "fwd-status=%d\r\n", r->status);
+		return;
+	}
+	memset(&in, 0, sizeof(in));
+	in.status = r->status;
+	in.cache_control = policy_head_value(sbuf_str(&r->head),
+	    "Cache-Control", cc, sizeof(cc)) == 0 ? cc : NULL;
+	in.has_set_cookie = policy_head_value(sbuf_str(&r->head),
+	    "Set-Cookie", len, sizeof(len)) == 0;
+	in.has_vary_star = policy_head_value(sbuf_str(&r->head), "Vary",
+	    len, sizeof(len)) == 0 && strchr(len, '*') != NULL;
+	in.default_ttl_s = c->cache_ttl_s;
+	in.swr_s = c->cache_swr_s;
+	in.sie_s = c->cache_sie_s;
+	cache_response_policy(&in, &pc->policy);
+	if (pc->store && pc->policy.storable &&
+	    (policy_head_value(sbuf_str(&r->head), "Content-Length", len,
+	    sizeof(len)) != 0 || strtoull(len, NULL, 10) <=
+	    c->cache_max_object)) {
+		pc->storing = 1;
+		sbuf_init(&pc->body, c->cache_max_object);
+	}
+	sbuf_printf(&r->head, "Cache-Status: supagate; fwd=%s; fwd-status=%d"
+	    "%s\r\n", pc->directive == CACHE_REQ_NO_CACHE ? "request" : "miss",
+	    r->status, pc->storing ? "; stored" : "");
+}
+
+void
+proxy_cache_data(struct request *r, const char *p, size_t n)
+{
+	struct proxy_cache	*pc = r->cache;
+
+	if (pc == NULL || !pc->storing)
+		return;
+	if (sbuf_add(&pc->body, p, n) != 0) {
+		/* bigger than cache-max-object: pass it through unstored */
+		pc->storing = 0;
+		sbuf_fini(&pc->body);
+	}
+}
+
+/* the upstream header lines worth replaying from the cache */
+static void
+replay_headers(const char *p, struct sbuf *out)
+{
+	static const char *drop[] = {
+		"Date", "Age", "Cache-Status", "Set-Cookie", "Content-Length",
+		"Transfer-Encoding", "Connection", "Keep-Alive", "ETag",
+		"Access-Control-Allow-Origin", "Vary", NULL
+	};
+	const char	*eol, *colon;
+	size_t		 i, nlen;
+	int		 skip;
+
+	for (; *p != '\0'; p = eol + (*eol != '\0')) {
+		eol = strchr(p, '\n');
+		if (eol == NULL)
+			eol = p + strlen(p);
+		if ((colon = memchr(p, ':', eol - p)) == NULL)
+			continue;
+		nlen = colon - p;
+		skip = 0;
+		for (i = 0; drop[i] != NULL; i++)
+			if (strlen(drop[i]) == nlen &&
+			    strncasecmp(p, drop[i], nlen) == 0)
+				skip = 1;
+		if (!skip) {
+			sbuf_add(out, p, eol - p);
+			if (eol == p || eol[-1] != '\r')
+				sbuf_add(out, "\r", 1);
+			sbuf_add(out, "\n", 1);
+		}
+	}
+}
+
+void
+proxy_cache_done(struct request *r, enum upstream_result res)
+{
+	struct proxy_cache	*pc = r->cache;
+	struct store_entry	 e;
+	struct sbuf		 hdrs;
+	char			 etag[64];
+
+	if (pc == NULL)
+		return;
+	if (pc->storing && res == UPSTREAM_OK) {
+		sbuf_init(&hdrs, 64 * 1024);
+		replay_headers(sbuf_str(&r->head), &hdrs);
+		memset(&e, 0, sizeof(e));
+		e.status = r->status;
+		e.headers = hdrs.s != NULL ? hdrs.s : "";
+		e.headers_len = hdrs.len;
+		e.body = (unsigned char *)pc->body.s;
+		e.body_len = pc->body.len;
+		if (policy_head_value(sbuf_str(&r->head), "ETag", etag,
+		    sizeof(etag)) == 0)
+			snprintf(e.etag, sizeof(e.etag), "%s", etag);
+		else
+			cache_etag(e.body, e.body_len, e.etag, sizeof(e.etag));
+		e.stored_at = evloop_wall_s();
+		e.ttl_s = pc->policy.ttl_s;
+		e.swr_s = pc->policy.swr_s;
+		e.sie_s = pc->policy.sie_s;
+		if (!hdrs.overflow && store_put(st, pc->key, r->path, &e,
+		    pc->tags, pc->ntags) == 0) {
+			metrics.cache_bytes = (int64_t)store_bytes(st);
+			metrics.cache_evictions = (int64_t)store_evictions(st);
+		}
+		sbuf_fini(&hdrs);
+	}
+	pc->storing = 0;
+	sbuf_fini(&pc->body);
+	release_followers(r);
+}
+
+int
+proxy_cache_stale(struct request *r, const char *why)
+{
+	struct proxy_cache	*pc = r->cache;
+	char			 detail[64];
+
+	if (pc == NULL || !pc->have_stale)
+		return 0;
+	snprintf(detail, sizeof(detail), "stale-if-error; fwd-error=%s",
+	    why);
+	answer(r, &pc->stale, detail, evloop_wall_s());
+	metrics_cache_stale(METRICS_STALE_ERROR);
+	release_followers(r);
+	return 1;
+}
+
+void
+proxy_cache_free(struct request *r)
+{
+	struct proxy_cache	*pc = r->cache;
+	struct request		**pp;
+
+	if (pc == NULL)
+		return;
+	assert(pc->magic == PC_MAGIC);
+	/* followers of a leader that went away look again (and may lead) */
+	release_followers(r);
+	if (pc->waiting_for != NULL) {
+		for (pp = &pc->waiting_for->cache->followers; *pp != NULL;
+		    pp = &(*pp)->cache->next_follower)
+			if (*pp == r) {
+				*pp = pc->next_follower;
+				break;
+			}
+	}
+	store_entry_fini(&pc->stale);
+	sbuf_fini(&pc->body);
+	pc->magic = 0;
+	free(pc);
+	r->cache = NULL;
+}
+
+void
+proxy_cache_purge(struct request *r)
+{
+	char	v[4096];
+	long	n = -1;
+
+	r->status = 200;
+	r->is_error = 1;
+	r->head.len = 0;
+	sbuf_add(&r->head, "Content-Type: application/json\r\n"
+	    "Cache-Control: no-store\r\n", 56);
+	if (st == NULL) {
+		proxy_error(r, 409, "cache_off", "the cache is off");
+		return;
+	}
+	if (query_param(r->query, "tag", v, sizeof(v)) == 0)
+		n = store_invalidate_tag(st, v);
+	else if (query_param(r->query, "prefix", v, sizeof(v)) == 0 &&
+	    v[0] == '/')
+		n = store_purge_prefix(st, v);
+	else if (query_param(r->query, "all", v, sizeof(v)) == 0 &&
+	    strcmp(v, "1") == 0)
+		n = store_purge_all(st);
+	else {
+		proxy_error(r, 400, "bad_request", "purge needs tag=schema."
+		    "table, prefix=/path or all=1");
+		return;
+	}
+	if (n < 0) {
+		proxy_error(r, 500, "store_error", "the cache store failed");
+		return;
+	}
+	metrics.cache_invalidations += n;
+	metrics.cache_bytes = (int64_t)store_bytes(st);
+	sbuf_printf(&r->errbody, "{\"purged\":%ld}", n);
+}
+
+void
+proxy_cache_health(struct sbuf *b)
+{
+	if (st == NULL) {
+		sbuf_printf(b, "\"cache\":{\"enabled\":false}");
+		return;
+	}
+	sbuf_printf(b, "\"cache\":{\"enabled\":true,\"entries\":%" PRIu64
+	    ",\"bytes\":%" PRIu64 "}", store_count(st), store_bytes(st));
+}

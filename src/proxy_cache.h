@@ -1,0 +1,49 @@
+/* proxy_cache: the read cache in the request path (uses cache and store) */
+#ifndef SUPAGATE_PROXY_CACHE_H
+#define SUPAGATE_PROXY_CACHE_H
+
+#include <stddef.h>
+
+#include "upstream.h"
+
+struct conf;
+struct request;
+struct sbuf;
+
+/* what proxy_cache_begin decided */
+enum pc_next {
+	PC_UPSTREAM,	/* go upstream (the answer may be stored) */
+	PC_ANSWERED,	/* answered from the cache: respond now */
+	PC_WAIT,	/* an identical miss is in flight: wait for it */
+};
+
+/* open the store in state-dir (cache off or unwritable: no cache); 0/-1 */
+int proxy_cache_setup(const struct conf *);
+void proxy_cache_teardown(void);
+/*
+ * A request is about to go upstream with r->authz: if it is a cacheable
+ * read, look it up.  Writes to /rest/v1 are noted so that their success
+ * invalidates.
+ */
+enum pc_next proxy_cache_begin(struct request *);
+/* a waiting request woke up: look again */
+enum pc_next proxy_cache_retry(struct request *);
+/* upstream's response head: decide whether to store; Cache-Status */
+void proxy_cache_head(struct request *);
+/* response body bytes as they pass to the client */
+void proxy_cache_data(struct request *, const char *, size_t);
+/* the upstream transfer ended: store, invalidate, wake waiters */
+void proxy_cache_done(struct request *, enum upstream_result);
+/*
+ * Upstream failed (refused, timed out, 5xx): answer from a stale entry
+ * if stale-if-error allows; 1 if answered.
+ */
+int proxy_cache_stale(struct request *, const char *why);
+/* the request is freed */
+void proxy_cache_free(struct request *);
+/* POST /_supagate/purge?tag=|prefix=|all=1: JSON answer into r */
+void proxy_cache_purge(struct request *);
+/* health members: "\"cache\":{...}" */
+void proxy_cache_health(struct sbuf *);
+
+#endif
