@@ -1322,9 +1322,20 @@ finish(struct pstate *ps, int mode_set)
 
 	resolve_paths(ps);
 
-	if (c->auth_mode == CONF_AUTH_SESSION)
-		perr(ps, ps->name, 0, "auth-mode session is not implemented "
-		    "yet");
+	if (c->auth_mode == CONF_AUTH_SESSION) {
+		/*
+		 * A stored session (supagate login) may be all there is, so
+		 * none of the sources is required here; session_setup says
+		 * so clearly when nothing is stored either.
+		 */
+		if ((c->session_email == NULL) !=
+		    (c->session_password_file == NULL))
+			perr(ps, ps->name, 0, "session-email and "
+			    "session-password-file go together");
+		else if (c->session_password_file != NULL)
+			secret_free(load_secret(ps, "session-password-file",
+			    c->session_password_file));
+	}
 
 	for (i = 0; i < CONF_SVC__N; i++)
 		if (c->svc_upstream[i] != NULL)
@@ -1334,7 +1345,8 @@ finish(struct pstate *ps, int mode_set)
 		    "SUPABASE_URL) or a per-service override such as "
 		    "rest-upstream");
 
-	if (c->auth_mode == CONF_AUTH_ANON) {
+	if (c->auth_mode == CONF_AUTH_ANON ||
+	    c->auth_mode == CONF_AUTH_SESSION) {
 		if (c->anon_key_file != NULL) {
 			key = load_secret(ps, "anon-key-file",
 			    c->anon_key_file);
@@ -1344,8 +1356,10 @@ finish(struct pstate *ps, int mode_set)
 			envkey = NULL;
 			src = "SUPABASE_KEY";
 		} else
-			perr(ps, ps->name, 0, "auth-mode anon requires "
-			    "anon-key-file (or SUPABASE_KEY)");
+			perr(ps, ps->name, 0, "auth-mode %s requires "
+			    "anon-key-file (or SUPABASE_KEY)",
+			    c->auth_mode == CONF_AUTH_ANON ? "anon" :
+			    "session");
 		if (key != NULL) {
 			kind = key_kind(key);
 			if (kind == KEY_SECRET || kind == KEY_JWT_SERVICE)

@@ -39,11 +39,11 @@ CONF_V("service-key-file", CT_PATH, CF_SECRET, 0, 0, NULL,
     service_key_file, NULL, "file with the service-role or secret key")
 CONF_V("jwt-secret-file", CT_PATH, CF_SECRET, 0, 0, NULL,
     jwt_secret_file, NULL, "file with the project's JWT secret")
-CONF_V("session-email", CT_STRING, CF_RESERVED, 0, 0, NULL, session_email,
+CONF_V("session-email", CT_STRING, 0, 0, 0, NULL, session_email,
     NULL, "email address supagate signs in with")
-CONF_V("session-password-file", CT_PATH, CF_SECRET | CF_RESERVED, 0, 0,
+CONF_V("session-password-file", CT_PATH, CF_SECRET, 0, 0,
     NULL, session_password_file, NULL, "file with the session password")
-CONF_V("session-refresh-token-file", CT_PATH, CF_SECRET | CF_RESERVED, 0,
+CONF_V("session-refresh-token-file", CT_PATH, CF_SECRET, 0,
     0, NULL, session_refresh_token_file, NULL,
     "file with a refresh token handed over once")
 CONF_V("state-dir", CT_PATH, 0, 0, 0, CONF_STATEDIR, state_dir, NULL,

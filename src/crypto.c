@@ -190,3 +190,40 @@ crypto_hex(const unsigned char *in, size_t n, char *out)
 {
 	sodium_bin2hex(out, 2 * n + 1, in, n);
 }
+
+void
+crypto_random(void *buf, size_t n)
+{
+	randombytes_buf(buf, n);
+}
+
+void
+crypto_wipe(void *buf, size_t n)
+{
+	sodium_memzero(buf, n);
+}
+
+_Static_assert(CRYPTO_SEAL_KEYBYTES == crypto_secretbox_KEYBYTES,
+    "secretbox key size");
+_Static_assert(CRYPTO_SEAL_OVERHEAD ==
+    crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES,
+    "secretbox overhead");
+
+void
+crypto_seal(const unsigned char key[CRYPTO_SEAL_KEYBYTES], const void *msg,
+    size_t len, unsigned char *out)
+{
+	randombytes_buf(out, crypto_secretbox_NONCEBYTES);
+	crypto_secretbox_easy(out + crypto_secretbox_NONCEBYTES, msg, len, out,
+	    key);
+}
+
+int
+crypto_open(const unsigned char key[CRYPTO_SEAL_KEYBYTES],
+    const unsigned char *in, size_t inlen, void *out)
+{
+	if (inlen < CRYPTO_SEAL_OVERHEAD)
+		return -1;
+	return crypto_secretbox_open_easy(out, in + crypto_secretbox_NONCEBYTES,
+	    inlen - crypto_secretbox_NONCEBYTES, in, key) == 0 ? 0 : -1;
+}

@@ -39,5 +39,23 @@ long crypto_b64url_encode(const void *, size_t, char *, size_t);
 long crypto_b64url_decode(const char *, size_t, void *, size_t);
 /* hex of n bytes into out (2n+1) */
 void crypto_hex(const unsigned char *, size_t, char *);
+/* n bytes from the system CSPRNG */
+void crypto_random(void *, size_t);
+/* zero memory in a way the compiler keeps */
+void crypto_wipe(void *, size_t);
+
+/*
+ * Authenticated encryption (XSalsa20-Poly1305 secretbox) under a 32-byte
+ * key.  crypto_seal writes a fresh random nonce, the tag and the
+ * ciphertext to out, len + CRYPTO_SEAL_OVERHEAD bytes.  crypto_open
+ * reverses it into out (inlen - CRYPTO_SEAL_OVERHEAD bytes); -1 if the
+ * input is short, forged or sealed under another key.
+ */
+#define CRYPTO_SEAL_KEYBYTES	32
+#define CRYPTO_SEAL_OVERHEAD	(24 + 16)	/* nonce + tag */
+void crypto_seal(const unsigned char key[CRYPTO_SEAL_KEYBYTES],
+    const void *, size_t len, unsigned char *out);
+int crypto_open(const unsigned char key[CRYPTO_SEAL_KEYBYTES],
+    const unsigned char *in, size_t inlen, void *out);
 
 #endif

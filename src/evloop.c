@@ -264,5 +264,6 @@ evloop_run(void)
 			watches[fd].cb(fd, e, watches[fd].arg);
 		}
 	}
+	stopping = 0;		/* a later evloop_run runs again */
 	return 0;
 }

@@ -39,7 +39,7 @@ void evloop_timer_disarm(struct evloop_timer *);
 int evloop_hook(evloop_hook_cb *, void *arg);
 /* route these signals (HUP, TERM, INT) to cb through a signalfd */
 int evloop_signals(evloop_signal_cb *, void *arg);
-/* run until evloop_stop() */
+/* run until evloop_stop(); a later call runs again */
 int evloop_run(void);
 void evloop_stop(void);
 

@@ -19,6 +19,7 @@
 #include "proxy.h"
 #include "proxy_cache.h"
 #include "server.h"
+#include "session.h"
 #include "upstream.h"
 
 #define DEFAULT_CONF	SYSCONFDIR "/supagate/supagate.conf"
@@ -35,6 +36,7 @@ usage(FILE *fp)
 {
 	fprintf(fp,
 	    "usage: supagate [-dnv] [-f file]\n"
+	    "       supagate login [-d] [-f file]\n"
 	    "       supagate --version | --help\n"
 	    "  -d       debug logging\n"
 	    "  -f file  configuration file (default %s;\n"
@@ -128,7 +130,8 @@ int
 main(int argc, char *argv[])
 {
 	struct conf	*c;
-	int		 ch, debug = 0, check = 0, verbose = 0, i;
+	int		 ch, debug = 0, check = 0, verbose = 0, login = 0, i,
+			 rc;
 
 	for (i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--version") == 0) {
@@ -139,6 +142,11 @@ main(int argc, char *argv[])
 			usage(stdout);
 			return 0;
 		}
+	}
+	if (argc > 1 && strcmp(argv[1], "login") == 0) {
+		login = 1;
+		argv++;
+		argc--;
 	}
 	while ((ch = getopt(argc, argv, "df:nv")) != -1) {
 		switch (ch) {
@@ -159,7 +167,7 @@ main(int argc, char *argv[])
 			return 2;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc || (login && (check || verbose))) {
 		usage(stderr);
 		return 2;
 	}
@@ -171,6 +179,11 @@ main(int argc, char *argv[])
 		conf_file = DEFAULT_CONF;
 	if ((c = conf_load(conf_file)) == NULL)
 		return 1;
+	if (login) {
+		rc = session_login_main(c);
+		conf_unref(c);
+		return rc;
+	}
 	if (check) {
 		if (verbose)
 			conf_dump(c, stdout);
@@ -183,6 +196,8 @@ main(int argc, char *argv[])
 	if (evloop_setup() != 0 || evloop_signals(signal_cb, NULL) != 0 ||
 	    upstream_setup() != 0)
 		fatalx("setup failed");
+	if (session_setup(c) != 0)
+		fatalx("session setup failed");
 	proxy_set_conf(c);
 	if (proxy_setup() != 0)
 		fatalx("setup failed");
@@ -200,6 +215,7 @@ main(int argc, char *argv[])
 	server_teardown();
 	proxy_cache_teardown();
 	proxy_teardown();
+	session_teardown();
 	upstream_teardown();
 	evloop_teardown();
 	log_info("stopped");

@@ -27,3 +27,11 @@ METRIC(reloads, "supagate_config_reloads_total", "counter",
     "Successful configuration reloads")
 METRIC(reload_failures, "supagate_config_reload_failures_total", "counter",
     "Configuration reloads refused because the new file had errors")
+METRIC(session_refreshes, "supagate_session_refreshes_total", "counter",
+    "Session refreshes that rotated the token")
+METRIC(session_refresh_failures, "supagate_session_refresh_failures_total",
+    "counter", "Session refresh calls that failed (any reason)")
+METRIC(session_logins, "supagate_session_logins_total", "counter",
+    "Password sign-ins of the session (first and after a loss)")
+METRIC(session_replays, "supagate_session_replays_total", "counter",
+    "Requests retried once after a refresh (expired token)")

@@ -45,6 +45,13 @@ void session_token_rejected(const char *token);
 /* append the members of the health "session" object, e.g.
  * "\"state\":\"valid\",\"expires_at\":1764000000" */
 void session_health(struct sbuf *);
+/*
+ * 1 if session_token() would hand out a token right now (health:
+ * ready), also while a refresh is retried with the current token
+ */
+int session_usable(void);
+/* the signed-in user's id (the JWT sub), NULL if none */
+const char *session_user_id(void);
 /* state names for health and logs */
 const char *session_state_name(enum session_state);
 

@@ -651,8 +651,19 @@ START_TEST(cross_field)
 	FAILS(c = load("upstream http://127.0.0.1:1\n"));
 	HAS(errs, "t.conf: auth-mode anon requires anon-key-file");
 
-	FAILS(c = loadb("auth-mode session\n"));
-	HAS(errs, "t.conf: auth-mode session is not implemented yet");
+	/* session: the anon key, and email with password (or neither) */
+	OK(c = loadb("auth-mode session\n"));
+	ck_assert_int_eq(c->auth_mode, CONF_AUTH_SESSION);
+	ck_assert_ptr_nonnull(c->apikey);
+	conf_unref(c);
+	FAILS(c = loadb("auth-mode session\nsession-email a@example.com\n"));
+	HAS(errs, "t.conf: session-email and session-password-file go "
+	    "together");
+	FAILS(c = loadb("auth-mode session\nsession-email a@example.com\n"
+	    "session-password-file nonexistent-pw\n"));
+	HAS(errs, "session-password-file");
+	FAILS(c = load("upstream http://127.0.0.1:1\nauth-mode session\n"));
+	HAS(errs, "t.conf: auth-mode session requires anon-key-file");
 
 	write_str("sec", SEC "\n", 0600);
 	FAILS(c = loadb("auth-mode service\nservice-key-file sec\n"));

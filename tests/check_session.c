@@ -1,0 +1,788 @@
+/*
+ * check_session: the session module against the Auth emulator, in
+ * process (evloop + upstream + session), and "supagate login" plus the
+ * daemon as processes.  Only 127.0.0.1; no timing assertions: every
+ * wait is a bounded poll for a condition.
+ */
+#include "config.h"
+
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "conf.h"
+#include "crypto.h"
+#include "evloop.h"
+#include "harness.h"
+#include "log.h"
+#include "metrics.h"
+#include "session.h"
+#include "upstream.h"
+
+#define EMAIL		"sess@example.com"
+#define PASSWORD	"correct-horse-battery"
+
+static char	 tdir[256];
+static int	 emu_port;
+static pid_t	 emu_pid = -1;
+static struct conf *C;
+
+/*
+ * the Auth emulator
+ */
+
+static void
+put_file(const char *name, const char *text, mode_t mode)
+{
+	char	path[512];
+	int	fd;
+
+	snprintf(path, sizeof(path), "%s/%s", tdir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+	ck_assert_int_ne(fd, -1);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	fchmod(fd, mode);
+	close(fd);
+}
+
+static const char *
+tpath(const char *name)
+{
+	return h_fmt("%s/%s", tdir, name);
+}
+
+static void
+emu_start(void)
+{
+	const char	*srcdir = getenv("srcdir");
+	char		*s;
+	int		 i, fd;
+
+	h_init();
+	unsetenv("CREDENTIALS_DIRECTORY");
+	snprintf(tdir, sizeof(tdir), "/tmp/sgsess.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tdir));
+	put_file("jwt-secret", h_fmt("%s\n", h_keys.secret), 0600);
+	put_file("anon.key", h_fmt("%s\n", h_keys.anon), 0600);
+	put_file("pw", PASSWORD "\n", 0600);
+	put_file("badpw", "wrong-password\n", 0600);
+	if (srcdir == NULL)
+		srcdir = ".";
+	emu_pid = fork();
+	ck_assert_int_ne(emu_pid, -1);
+	if (emu_pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		fd = open(tpath("emu.log"), O_WRONLY | O_CREAT | O_TRUNC,
+		    0600);
+		if (fd != -1) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execlp("node", "node", h_fmt("%s/tests/emu/auth.mjs", srcdir),
+		    "--host", "127.0.0.1", "--port", "0", "--port-file",
+		    h_fmt("%s/emu.port", tdir), "--jwt-secret-file",
+		    h_fmt("%s/jwt-secret", tdir), (char *)NULL);
+		_exit(127);
+	}
+	for (i = 0; i < 200 && emu_port <= 0; i++) {
+		if ((s = h_slurp(tpath("emu.port"), NULL)) != NULL) {
+			emu_port = atoi(s);
+			free(s);
+		} else
+			h_sleep_ms(50);
+	}
+	ck_assert_msg(emu_port > 0, "the auth emulator did not start");
+}
+
+static void
+emu_stop(void)
+{
+	int	st;
+
+	if (C != NULL)
+		conf_unref(C);
+	C = NULL;
+	if (emu_pid > 0) {
+		kill(emu_pid, SIGTERM);
+		waitpid(emu_pid, &st, 0);
+	}
+	emu_pid = -1;
+	emu_port = 0;
+	if (tdir[0] != '\0' && getenv("H_KEEP") == NULL)
+		(void)!system(h_fmt("rm -rf '%s'", tdir));
+}
+
+/* a control call; the body is returned (caller frees) */
+static char *
+emu(const char *method, const char *path, const char *json)
+{
+	static const char *const hdrs[] = {
+		"Content-Type: application/json", NULL
+	};
+	struct h_opts	 o;
+	struct h_resp	 r;
+	char		*body;
+
+	memset(&o, 0, sizeof(o));
+	o.hdrs = hdrs;
+	if (json != NULL) {
+		o.body = json;
+		o.body_len = strlen(json);
+		o.has_body = 1;
+	}
+	ck_assert_int_eq(h_req(&r, emu_port, method, path, &o), 0);
+	ck_assert_msg(r.status == 200, "%s %s: %ld %s", method, path,
+	    r.status, r.body);
+	body = strdup(r.body);
+	h_resp_free(&r);
+	return body;
+}
+
+static void
+emu_do(const char *method, const char *path, const char *json)
+{
+	free(emu(method, path, json));
+}
+
+static double
+emu_state(const char *field)
+{
+	char	*b = emu("GET", "/_emu/state", NULL);
+	double	 v = -1;
+
+	ck_assert_int_eq(h_json_num(b, field, &v), 0);
+	free(b);
+	return v;
+}
+
+/* /token calls the emulator saw, and the refresh token of the last one */
+static int
+emu_token_calls(char *last_rt, size_t n)
+{
+	char	*b = emu("GET", "/_emu/requests", NULL);
+	cJSON	*j = cJSON_Parse(b), *e, *sp, *body;
+	int	 count = 0;
+
+	ck_assert_ptr_nonnull(j);
+	if (last_rt != NULL)
+		last_rt[0] = '\0';
+	cJSON_ArrayForEach(e, j) {
+		sp = cJSON_GetObjectItem(e, "service_path");
+		if (!cJSON_IsString(sp) || strcmp(sp->valuestring, "/token"))
+			continue;
+		count++;
+		body = cJSON_GetObjectItem(e, "body");
+		if (last_rt != NULL && cJSON_IsString(body))
+			h_json_str(body->valuestring, "refresh_token",
+			    last_rt, n);
+	}
+	cJSON_Delete(j);
+	free(b);
+	return count;
+}
+
+static void
+seed_user(void)
+{
+	emu_do("POST", "/_emu/users", "{\"email\":\"" EMAIL "\","
+	    "\"password\":\"" PASSWORD "\"}");
+}
+
+/* write t.conf: the common lines plus extra, and load it */
+static struct conf *
+load_conf(const char *extra)
+{
+	struct conf	*c;
+
+	put_file("t.conf", h_fmt("auth-mode session\n"
+	    "auth-upstream http://127.0.0.1:%d\n"
+	    "anon-key-file %s/anon.key\n"
+	    "state-dir %s/state\n"
+	    "%s", emu_port, tdir, tdir, extra), 0600);
+	c = conf_load(tpath("t.conf"));
+	ck_assert_ptr_nonnull(c);
+	return c;
+}
+
+#define PW_LINES	"session-email " EMAIL "\n" \
+			"session-password-file %s/pw\n"
+
+static void
+up(void)
+{
+	ck_assert_int_eq(evloop_setup(), 0);
+	ck_assert_int_eq(upstream_setup(), 0);
+	ck_assert_int_eq(session_setup(C), 0);
+}
+
+static void
+down(void)
+{
+	session_teardown();
+	upstream_teardown();
+	evloop_teardown();
+}
+
+/*
+ * Run the loop, calling step every 20 ms until it returns 1 (-> 1) or
+ * max_ms pass (-> 0).
+ */
+typedef int step_fn(void);
+static step_fn		*cur_step;
+static int64_t		 run_deadline;
+static int		 run_met;
+static struct evloop_timer poll_timer;
+
+static void
+poll_cb(void *arg)
+{
+	(void)arg;
+	if (cur_step()) {
+		run_met = 1;
+		evloop_stop();
+	} else if (evloop_now_ms() >= run_deadline)
+		evloop_stop();
+	else
+		evloop_timer_arm(&poll_timer, 20, poll_cb, NULL);
+}
+
+static int
+run(step_fn *f, int64_t max_ms)
+{
+	cur_step = f;
+	run_met = 0;
+	run_deadline = evloop_now_ms() + max_ms;
+	poll_timer.due_ms = -1;
+	evloop_timer_arm(&poll_timer, 0, poll_cb, NULL);
+	evloop_run();
+	evloop_timer_disarm(&poll_timer);
+	return run_met;
+}
+
+static int
+is_valid(void)
+{
+	return session_state() == SESSION_VALID;
+}
+
+static int
+is_failed(void)
+{
+	return session_state() == SESSION_FAILED;
+}
+
+static const char *
+health(void)
+{
+	static char	out[1024];
+	struct sbuf	sb;
+
+	sbuf_init(&sb, 1000);
+	session_health(&sb);
+	snprintf(out, sizeof(out), "%s", sbuf_str(&sb) ? sbuf_str(&sb) : "");
+	sbuf_fini(&sb);
+	return out;
+}
+
+static char *
+slurp_state(size_t *len)
+{
+	return h_slurp(tpath("state/session"), len);
+}
+
+static int
+contains(const char *hay, size_t len, const char *needle)
+{
+	return needle[0] != '\0' && memmem(hay, len, needle,
+	    strlen(needle)) != NULL;
+}
+
+/*
+ * tests
+ */
+
+START_TEST(password_signin)
+{
+	const char	*t;
+	int		 w;
+
+	emu_start();
+	seed_user();
+	C = load_conf(h_fmt(PW_LINES, tdir));
+	up();
+	ck_assert_int_eq(session_state(), SESSION_NONE);
+	ck_assert_ptr_null(session_token(NULL, NULL, &w));
+	ck_assert_int_eq(w, 0);		/* no callback: cannot wait */
+	ck_assert_msg(run(is_valid, 15000), "not signed in: %s", health());
+	t = session_token(NULL, NULL, &w);
+	ck_assert_ptr_nonnull(t);
+	ck_assert_msg(strncmp(t, "eyJ", 3) == 0, "not a JWT");
+	ck_assert_int_eq(metrics.session_logins, 1);
+	ck_assert_int_eq((int)emu_state("password_grants"), 1);
+	ck_assert_ptr_nonnull(strstr(health(), "\"state\":\"valid\""));
+	ck_assert_ptr_nonnull(strstr(health(), "\"expires_at\":"));
+	ck_assert_int_gt(session_expires_at(), 0);
+	ck_assert_ptr_nonnull(session_user_id());
+	down();
+
+	/* a wrong password: failed, and requests are told so */
+	(void)!system(h_fmt("rm -rf '%s/state'", tdir));
+	conf_unref(C);
+	C = load_conf(h_fmt("session-email " EMAIL "\n"
+	    "session-password-file %s/badpw\n", tdir));
+	up();
+	ck_assert_msg(run(is_failed, 15000), "not failed: %s", health());
+	ck_assert_ptr_null(session_token(NULL, NULL, &w));
+	ck_assert_int_eq(w, 0);
+	ck_assert_ptr_nonnull(strstr(health(), "\"state\":\"failed\""));
+	ck_assert_ptr_nonnull(strstr(health(), "invalid_credentials"));
+	down();
+	emu_stop();
+}
+END_TEST
+
+/* refresh at 80% of a 4 s token, one per expiry, 100 waiters released */
+static int	phase, released, released_new;
+static char	old_tok[8192];
+static int	slots[100];
+
+static void
+waiter_cb(void *arg)
+{
+	const char	*t;
+	int		 w;
+
+	(void)arg;
+	released++;
+	t = session_token(NULL, NULL, &w);
+	if (t != NULL && strcmp(t, old_tok) != 0)
+		released_new++;
+}
+
+static int
+refresh_step(void)
+{
+	const char	*t;
+	int		 i, w;
+
+	switch (phase) {
+	case 0:		/* the first refresh, untouched */
+		if (metrics.session_refreshes < 1)
+			return 0;
+		ck_assert_int_eq((int)emu_state("refresh_requests"), 1);
+		/* the next /token call takes 1.5 s: requests pile up */
+		emu_do("POST", "/_emu/fault", "{\"mode\":\"delay\",\"ms\":1500,"
+		    "\"path\":\"/token\",\"count\":1}");
+		t = session_token(NULL, NULL, &w);
+		ck_assert_ptr_nonnull(t);
+		snprintf(old_tok, sizeof(old_tok), "%s", t);
+		phase = 1;
+		return 0;
+	case 1:		/* the second refresh is in flight */
+		if (session_state() != SESSION_REFRESHING)
+			return 0;
+		for (i = 0; i < 100; i++) {
+			ck_assert_ptr_null(session_token(waiter_cb, &slots[i],
+			    &w));
+			ck_assert_int_eq(w, 1);
+		}
+		phase = 2;
+		return 0;
+	case 2:
+		if (released < 100)
+			return 0;
+		ck_assert_int_eq(released_new, 100);
+		ck_assert_int_eq(metrics.session_refreshes, 2);
+		ck_assert_int_eq((int)emu_state("refresh_requests"), 2);
+		phase = 3;
+		return 0;
+	default:	/* and one more cycle */
+		return metrics.session_refreshes >= 3;
+	}
+}
+
+START_TEST(refresh_at_80_percent)
+{
+	emu_start();
+	seed_user();
+	emu_do("POST", "/_emu/config", "{\"token_lifetime\":4}");
+	C = load_conf(h_fmt(PW_LINES, tdir));
+	up();
+	ck_assert_msg(run(is_valid, 15000), "not signed in: %s", health());
+	ck_assert_msg(run(refresh_step, 30000), "stuck in phase %d: %s",
+	    phase, health());
+	ck_assert_int_eq(released, 100);
+	/* exactly one refresh per expiry, every one a rotation */
+	ck_assert_int_eq((int)emu_state("refresh_requests"), 3);
+	ck_assert_int_eq((int)emu_state("refresh_rotations"), 3);
+	ck_assert_int_eq((int)emu_state("refresh_failures"), 0);
+	ck_assert_int_eq((int)emu_state("password_grants"), 1);
+	ck_assert_int_eq(metrics.session_refresh_failures, 0);
+	down();
+	emu_stop();
+}
+END_TEST
+
+static const char	*tok_a;
+static char		 tok_a_copy[8192];
+
+static int
+new_token(void)
+{
+	const char	*t;
+	int		 w;
+
+	if (session_state() != SESSION_VALID)
+		return 0;
+	/* (the same second gives a byte-identical JWT: count rotations) */
+	t = session_token(NULL, NULL, &w);
+	return t != NULL && metrics.session_refreshes == 1;
+}
+
+START_TEST(persistence)
+{
+	struct stat	 st;
+	char		*f1, *f2, rt[512];
+	size_t		 l1, l2;
+	int		 w, grants, refreshes;
+
+	emu_start();
+	seed_user();
+	C = load_conf(h_fmt(PW_LINES, tdir));
+	up();
+	ck_assert(run(is_valid, 15000));
+	tok_a = session_token(NULL, NULL, &w);
+	snprintf(tok_a_copy, sizeof(tok_a_copy), "%s", tok_a);
+	down();
+
+	/* the key is private, the file is sealed */
+	ck_assert_int_eq(stat(tpath("state/session.key"), &st), 0);
+	ck_assert_int_eq(st.st_mode & 0777, 0600);
+	ck_assert_int_eq(st.st_size, 32);
+	ck_assert_int_eq(stat(tpath("state/session"), &st), 0);
+	ck_assert_int_eq(st.st_mode & 077, 0);
+	ck_assert_ptr_nonnull(f1 = slurp_state(&l1));
+	ck_assert(!contains(f1, l1, tok_a_copy));
+	ck_assert(!contains(f1, l1, "refresh_token"));
+	ck_assert(!contains(f1, l1, "access_token"));
+	ck_assert(!contains(f1, l1, PASSWORD));
+
+	/* restart: the stored session, no sign-in, no refresh */
+	grants = (int)emu_state("password_grants");
+	refreshes = (int)emu_state("refresh_requests");
+	up();
+	ck_assert_int_eq(session_state(), SESSION_VALID);
+	ck_assert_str_eq(session_token(NULL, NULL, &w), tok_a_copy);
+	ck_assert_int_eq((int)emu_state("password_grants"), grants);
+	ck_assert_int_eq((int)emu_state("refresh_requests"), refreshes);
+	ck_assert_int_eq(metrics.session_logins, 1);
+
+	/* upstream rejects it: one refresh, with the stored refresh token */
+	session_token_rejected("some-other-token");
+	ck_assert_int_eq(session_state(), SESSION_VALID);
+	session_token_rejected(tok_a_copy);
+	ck_assert_int_eq(session_state(), SESSION_REFRESHING);
+	ck_assert_ptr_null(session_token(NULL, NULL, &w));
+	session_token_rejected(tok_a_copy);	/* single flight */
+	ck_assert_msg(run(new_token, 15000), "no new token: %s", health());
+	ck_assert_int_eq((int)emu_state("refresh_requests"), refreshes + 1);
+	ck_assert_int_eq(emu_token_calls(rt, sizeof(rt)), 2);
+	ck_assert_int_gt(strlen(rt), 8);
+	ck_assert_msg(!contains(f1, l1, rt), "refresh token in plaintext");
+	ck_assert_ptr_nonnull(f2 = slurp_state(&l2));
+	ck_assert(!contains(f2, l2, session_token(NULL, NULL, &w)));
+	ck_assert(!contains(f2, l2, rt));
+	ck_assert(l1 != l2 || memcmp(f1, f2, l1) != 0);
+	down();
+	free(f1);
+	free(f2);
+	emu_stop();
+}
+END_TEST
+
+static int
+relogin_done(void)
+{
+	return metrics.session_logins >= 2 && session_state() ==
+	    SESSION_VALID;
+}
+
+START_TEST(revoked_relogin)
+{
+	const char	*uid;
+
+	emu_start();
+	seed_user();
+	emu_do("POST", "/_emu/config", "{\"token_lifetime\":4}");
+	C = load_conf(h_fmt(PW_LINES, tdir));
+	up();
+	ck_assert(run(is_valid, 15000));
+	ck_assert_ptr_nonnull(uid = session_user_id());
+	emu_do("POST", "/_emu/revoke", h_fmt("{\"user_id\":\"%s\"}", uid));
+	ck_assert_msg(run(relogin_done, 20000), "no re-login: %s", health());
+	ck_assert_int_eq((int)emu_state("password_grants"), 2);
+	ck_assert_int_eq((int)emu_state("refresh_requests"), 1);
+	ck_assert_int_eq(metrics.session_refresh_failures, 1);
+	ck_assert_int_eq(metrics.session_refreshes, 0);
+	down();
+	emu_stop();
+}
+END_TEST
+
+START_TEST(revoked_without_password)
+{
+	const char	*h[3];
+	struct h_opts	 o;
+	struct h_resp	 r;
+	char		 rt[512], uid[128];
+	const char	*body = "{\"email\":\"" EMAIL "\",\"password\":\""
+			    PASSWORD "\"}";
+	struct stat	 st;
+	int		 w;
+
+	emu_start();
+	seed_user();
+	/* a refresh token handed over once, from a sign-in elsewhere */
+	h[0] = h_fmt("apikey: %s", h_keys.anon);
+	h[1] = "Content-Type: application/json";
+	h[2] = NULL;
+	memset(&o, 0, sizeof(o));
+	o.hdrs = h;
+	o.body = body;
+	o.body_len = strlen(body);
+	o.has_body = 1;
+	ck_assert_int_eq(h_req(&r, emu_port, "POST",
+	    "/token?grant_type=password", &o), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_int_eq(h_json_str(r.body, "refresh_token", rt, sizeof(rt)),
+	    0);
+	h_resp_free(&r);
+	put_file("rt", h_fmt("%s\n", rt), 0600);
+	emu_do("POST", "/_emu/config", "{\"token_lifetime\":4}");
+	C = load_conf(h_fmt("session-refresh-token-file %s/rt\n", tdir));
+	up();
+	ck_assert(run(is_valid, 15000));
+	ck_assert_int_eq((int)emu_state("refresh_requests"), 1);
+	ck_assert_int_eq((int)emu_state("password_grants"), 1);
+	snprintf(uid, sizeof(uid), "%s", session_user_id());
+	down();
+
+	/* a restart takes the stored child, not the consumed file token */
+	up();
+	ck_assert_int_eq(session_state(), SESSION_VALID);
+	ck_assert_int_eq((int)emu_state("refresh_requests"), 1);
+
+	emu_do("POST", "/_emu/revoke", h_fmt("{\"user_id\":\"%s\"}", uid));
+	ck_assert_msg(run(is_failed, 20000), "not failed: %s", health());
+	ck_assert_ptr_null(session_token(NULL, NULL, &w));
+	ck_assert_int_eq(w, 0);
+	ck_assert_ptr_nonnull(strstr(health(), "\"state\":\"failed\""));
+	ck_assert_int_eq(stat(tpath("state/session"), &st), -1);
+	ck_assert_int_eq((int)emu_state("password_grants"), 1);
+	down();
+	emu_stop();
+}
+END_TEST
+
+/* 429 for a while: the circuit breaker keeps /token calls few */
+static int	saw_refreshing, saw_retry_in, dummy_arg, bphase, before,
+		during;
+static int64_t	fault_end;
+
+static void
+noop_cb(void *arg)
+{
+	(void)arg;
+}
+
+static int
+breaker_step(void)
+{
+	int	w;
+
+	/* requests keep coming: they must not cause /token calls */
+	if (session_token(noop_cb, &dummy_arg, &w) == NULL && w)
+		session_unwait(&dummy_arg);
+	if (bphase == 0) {
+		if (session_state() == SESSION_REFRESHING)
+			saw_refreshing = 1;
+		if (strstr(health(), "\"retry_in\":") != NULL)
+			saw_retry_in = 1;
+		if (evloop_now_ms() < fault_end)
+			return 0;
+		/* 10 s of 429s are over */
+		during = emu_token_calls(NULL, 0) - before;
+		ck_assert_int_ge(during, 1);
+		ck_assert_msg(during <= 3, "%d /token calls in 10 s", during);
+		ck_assert(saw_refreshing);
+		ck_assert(saw_retry_in);
+		ck_assert_int_eq(metrics.session_refresh_failures, during);
+		emu_do("POST", "/_emu/fault", "{\"mode\":\"none\"}");
+		bphase = 1;
+		return 0;
+	}
+	/* the next probe, when the breaker allows it, succeeds */
+	return session_state() == SESSION_VALID;
+}
+
+START_TEST(rate_limit_breaker)
+{
+	emu_start();
+	seed_user();
+	emu_do("POST", "/_emu/config", "{\"token_lifetime\":4}");
+	C = load_conf(h_fmt(PW_LINES, tdir));
+	up();
+	ck_assert(run(is_valid, 15000));
+	down();
+	/* the same stored session, in one loop run from here */
+	up();
+	before = emu_token_calls(NULL, 0);
+	emu_do("POST", "/_emu/fault", "{\"mode\":\"ratelimit\","
+	    "\"retry_after\":1,\"path\":\"/token\"}");
+	fault_end = evloop_now_ms() + 10000;
+	ck_assert_msg(run(breaker_step, 45000), "phase %d: %s", bphase,
+	    health());
+	ck_assert_int_eq(bphase, 1);
+	ck_assert_int_eq(metrics.session_logins, 1);
+	ck_assert_int_eq(metrics.session_refreshes, 1);
+	down();
+	emu_stop();
+}
+END_TEST
+
+START_TEST(nothing_to_start_from)
+{
+	emu_start();
+	C = load_conf("");
+	ck_assert_int_eq(evloop_setup(), 0);
+	ck_assert_int_eq(upstream_setup(), 0);
+	ck_assert_int_eq(session_setup(C), -1);
+	ck_assert_int_eq(session_state(), SESSION_NONE);
+	upstream_teardown();
+	evloop_teardown();
+	emu_stop();
+}
+END_TEST
+
+static int
+sh(const char *cmd)
+{
+	int	st = system(cmd);
+
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(login_then_daemon)
+{
+	const char	*bin = getenv("SUPAGATE_BIN");
+	struct h_proc	 gate;
+	struct stat	 st;
+	char		*log;
+	int		 grants;
+
+	ck_assert_ptr_nonnull(bin);
+	emu_start();
+	seed_user();
+	C = load_conf("");
+	put_file("login.conf", h_fmt("listen 127.0.0.1:0\n"
+	    "auth-mode session\n"
+	    "upstream http://127.0.0.1:%d\n"
+	    "auth-upstream http://127.0.0.1:%d\n"
+	    "anon-key-file %s/anon.key\n"
+	    "state-dir %s/state\n", emu_port, emu_port, tdir, tdir), 0600);
+
+	/* a wrong password: exit 1, nothing stored */
+	ck_assert_int_eq(sh(h_fmt("printf '%%s\\n%%s\\n' " EMAIL " nope-nope "
+	    "| %s login -f %s/login.conf", bin, tdir)), 1);
+	ck_assert_int_eq(stat(tpath("state/session"), &st), -1);
+	/* from stdin, as a script would */
+	ck_assert_int_eq(sh(h_fmt("printf '%%s\\n%%s\\n' " EMAIL " " PASSWORD
+	    " | %s login -f %s/login.conf", bin, tdir)), 0);
+	ck_assert_int_eq(stat(tpath("state/session"), &st), 0);
+	grants = (int)emu_state("password_grants");
+	ck_assert_int_eq(grants, 2);	/* the wrong one and this one */
+
+	/* the daemon starts from it: no sign-in, no refresh */
+	ck_assert_int_eq(h_gate_start(&gate, h_fmt("listen 127.0.0.1:0\n"
+	    "auth-mode session\n"
+	    "upstream @UP@\n"
+	    "anon-key-file %s/anon.key\n"
+	    "state-dir %s/state\n", tdir, tdir), emu_port, NULL), 0);
+	ck_assert_int_eq((int)emu_state("password_grants"), grants);
+	ck_assert_int_eq((int)emu_state("refresh_requests"), 0);
+	log = h_slurp(gate.log, NULL);
+	ck_assert_ptr_nonnull(log);
+	ck_assert_msg(strstr(log, "resuming the stored session") != NULL,
+	    "%s", log);
+	ck_assert_ptr_null(strstr(log, PASSWORD));
+	free(log);
+
+	/* the state-dir is locked while the daemon runs */
+	ck_assert_int_eq(sh(h_fmt("printf '%%s\\n%%s\\n' " EMAIL " " PASSWORD
+	    " | %s login -f %s/login.conf 2>/dev/null", bin, tdir)), 1);
+	h_stop(&gate, 5000, NULL);
+	emu_stop();
+}
+END_TEST
+
+static Suite *
+session_suite(void)
+{
+	Suite	*s = suite_create("session");
+	TCase	*tc;
+
+	tc = tcase_create("signin");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, password_signin);
+	tcase_add_test(tc, nothing_to_start_from);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("refresh");
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, refresh_at_80_percent);
+	tcase_add_test(tc, persistence);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("loss");
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, revoked_relogin);
+	tcase_add_test(tc, revoked_without_password);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("breaker");
+	tcase_set_timeout(tc, 90);
+	tcase_add_test(tc, rate_limit_breaker);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("login");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, login_then_daemon);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int
+main(void)
+{
+	SRunner	*sr;
+	int	 nfail;
+
+	log_init(getenv("SESSION_DEBUG") != NULL);
+	if (crypto_setup() != 0)
+		return 1;
+	sr = srunner_create(session_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	nfail = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return nfail == 0 ? 0 : 1;
+}
