@@ -75,9 +75,15 @@ proxy_client_gone(struct request *r)
 void
 proxy_abort_all(void)
 {
-	struct request	*r;
+	struct request	*r, *next;
 
-	for (r = active; r != NULL; r = r->next) {
+	for (r = active; r != NULL; r = next) {
+		next = r->next;
+		if (r->detached) {
+			proxy_cache_done(r, UPSTREAM_ERR_ABORTED);
+			proxy_free(r);
+			continue;
+		}
 		if (r->xfer != NULL) {
 			upstream_abort(r->xfer);
 			r->xfer = NULL;
@@ -489,6 +495,12 @@ upstream_data_cb(void *arg, const char *p, size_t n)
 	assert(r->magic == REQUEST_MAGIC);
 	if (r->is_error)
 		return UPSTREAM_ABORT;
+	if (r->detached) {
+		/* a background refresh: the body only goes to the cache */
+		r->progress_ms = evloop_now_ms();
+		proxy_cache_data(r, p, n);
+		return n;
+	}
 	if (ring_space(&r->respbuf) < n) {
 		r->up_write_paused = 1;
 		return UPSTREAM_PAUSE;
@@ -593,6 +605,15 @@ upstream_done_cb(void *arg, enum upstream_result res)
 	r->up_over = 1;
 	r->up_result = res;
 	proxy_cache_done(r, res);
+	if (r->detached) {
+		if (res != UPSTREAM_OK)
+			metrics_upstream_error(r->route,
+			    res == UPSTREAM_ERR_TIMEOUT ? METRICS_ERR_TIMEOUT :
+			    METRICS_ERR_CONNECT);
+		r->answered = res == UPSTREAM_OK && r->head_ready;
+		proxy_free(r);
+		return;
+	}
 	if (res == UPSTREAM_ERR_ABORTED && r->is_error) {
 		/* our own answer (e.g. 413) stands */
 	} else if (!r->head_ready && !r->is_error)
@@ -622,9 +643,10 @@ sweep_cb(void *arg)
 void
 proxy_sweep(int64_t now)
 {
-	struct request	*r;
+	struct request	*r, *next;
 
-	for (r = active; r != NULL; r = r->next) {
+	for (r = active; r != NULL; r = next) {
+		next = r->next;
 		if (r->xfer == NULL || r->timeout_ms <= 0)
 			continue;
 		/* waiting on the client is not upstream's fault */
@@ -637,6 +659,12 @@ proxy_sweep(int64_t now)
 		r->up_over = 1;
 		r->timed_out = 1;
 		r->up_result = UPSTREAM_ERR_TIMEOUT;
+		if (r->detached) {
+			metrics_upstream_error(r->route, METRICS_ERR_TIMEOUT);
+			proxy_cache_done(r, UPSTREAM_ERR_TIMEOUT);
+			proxy_free(r);
+			continue;
+		}
 		if (!r->head_ready && !r->is_error)
 			fail_upstream(r, UPSTREAM_ERR_TIMEOUT);
 		else
@@ -774,6 +802,35 @@ decide_authz(struct request *r)
 	}
 	explicit_bzero(keybuf, sizeof(keybuf));
 	return ret;
+}
+
+int
+proxy_refresh(struct request *src)
+{
+	struct request	*d;
+	enum proxy_next	 next;
+
+	if ((d = proxy_new(src->target)) == NULL)
+		return -1;
+	snprintf(d->method, sizeof(d->method), "GET");
+	d->route = src->route;
+	d->detached = 1;
+	d->body_done = 1;
+	d->cache_result = "REFRESH";
+	if ((src->authz != NULL && (d->authz = strdup(src->authz)) == NULL) ||
+	    proxy_cache_adopt(d, src) != 0) {
+		proxy_free(d);
+		return -1;
+	}
+	/* the client's headers are read now, while its request lives */
+	d->conn = src->conn;
+	next = start_upstream(d);
+	d->conn = NULL;
+	if (next == PROXY_RESPOND) {
+		proxy_free(d);
+		return -1;
+	}
+	return 0;
 }
 
 /* after the checks: the cache, or upstream */

@@ -77,6 +77,7 @@ struct request {
 	struct proxy_cache	*cache;		/* NULL: not a cacheable read */
 	const char		*cache_result;	/* HIT MISS STALE PASS */
 	int			 cache_wait;	/* waiting for an identical miss */
+	int			 detached;	/* a background refresh: no client */
 
 	struct request		*next, *prev;	/* in the active list */
 };
@@ -110,6 +111,11 @@ void proxy_error(struct request *, int status, const char *code,
 size_t proxy_inflight(void);
 /* enforce upstream idle timeouts; called periodically */
 void proxy_sweep(int64_t now_ms);
+/*
+ * Refetch src's (stale) cache entry in the background: a request with
+ * no client whose answer only goes to the cache.  0 if started.
+ */
+int proxy_refresh(struct request *src);
 /* the client closed its connection: stop the upstream transfer */
 void proxy_client_gone(struct request *);
 /* shutting down: stop every upstream transfer and wake every client */

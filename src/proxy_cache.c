@@ -273,14 +273,14 @@ lookup(struct request *r)
 				metrics.cache_hits++;
 				return PC_ANSWERED;
 			case CACHE_STALE_SWR:
-				/*
-				 * Served stale; the refresh happens on the
-				 * next request that finds it past this
-				 * window (no background fetch yet).
-				 */
+				/* served stale, refreshed in the background */
 				answer(r, &e, "stale-while-revalidate", now);
 				store_entry_fini(&e);
 				metrics_cache_stale(METRICS_STALE_SWR);
+				if (find_leader(pc->key) == NULL &&
+				    proxy_refresh(r) != 0)
+					log_debug("%s: no background refresh",
+					    __func__);
 				return PC_ANSWERED;
 			case CACHE_STALE_SIE:
 				store_entry_fini(&pc->stale);
@@ -386,6 +386,23 @@ proxy_cache_begin(struct request *r)
 	sbuf_fini(&canon);
 	explicit_bzero(ident, sizeof(ident));
 	return lookup(r);
+}
+
+int
+proxy_cache_adopt(struct request *d, struct request *src)
+{
+	struct proxy_cache	*pc, *spc = src->cache;
+
+	if (spc == NULL || (pc = pc_new(d)) == NULL)
+		return -1;
+	memcpy(pc->key, spc->key, sizeof(pc->key));
+	memcpy(pc->tags, spc->tags, sizeof(pc->tags));
+	pc->ntags = spc->ntags;
+	pc->store = 1;
+	pc->lead = 1;
+	pc->next_leader = leaders;
+	leaders = d;
+	return 0;
 }
 
 enum pc_next

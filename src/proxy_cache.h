@@ -39,6 +39,8 @@ void proxy_cache_done(struct request *, enum upstream_result);
  * if stale-if-error allows; 1 if answered.
  */
 int proxy_cache_stale(struct request *, const char *why);
+/* make d, a background refresh of src's entry, store and lead; 0/-1 */
+int proxy_cache_adopt(struct request *d, struct request *src);
 /* the request is freed */
 void proxy_cache_free(struct request *);
 /* POST /_supagate/purge?tag=|prefix=|all=1: JSON answer into r */

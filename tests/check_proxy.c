@@ -1127,6 +1127,78 @@ START_TEST(errors_are_counted)
 }
 END_TEST
 
+/* ---- the cache: stale-while-revalidate ------------------------------ */
+
+static void
+fx_swr(void)
+{
+	gate_up(BASE_CONF
+	    "upstream @UP@\n"
+	    "anon-key-file @DIR@/anon.key\n"
+	    "cache-ttl 1s\n"
+	    "cache-stale-while-revalidate 1h\n", up.port);
+}
+
+/* how many requests fakeup logged whose query holds tag */
+static int
+upstream_count(const char *tag)
+{
+	struct h_resp	 r;
+	const char	*at;
+	int		 n = 0;
+
+	ck_assert_int_eq(h_get(&r, up.port, "/_fake/log"), 0);
+	for (at = r.body; (at = strstr(at, tag)) != NULL; at++)
+		n++;
+	h_resp_free(&r);
+	return n;
+}
+
+static void
+cache_status(const char *target, char *v, size_t vlen)
+{
+	struct h_resp	r;
+
+	get_ok(&r, target, NULL);
+	ck_assert_ptr_nonnull(h_resp_header(&r, "Cache-Status", v, vlen));
+	h_resp_free(&r);
+}
+
+/*
+ * Past its lifetime but inside the window, an entry is served at once
+ * (marked stale) and fetched again in the background; the next read is
+ * a fresh hit without a second client-visible upstream wait.
+ */
+START_TEST(stale_while_revalidate)
+{
+	const char	*t = "/rest/v1/echo?t=swr-1";
+	char		 v[256];
+	int		 i, fresh = 0;
+
+	cache_status(t, v, sizeof(v));
+	ck_assert_msg(strstr(v, "fwd=miss") && strstr(v, "stored"), "%s", v);
+	cache_status(t, v, sizeof(v));
+	ck_assert_msg(strncmp(v, "supagate; hit", 13) == 0, "%s", v);
+	ck_assert_int_eq(upstream_count("t=swr-1"), 1);
+	h_sleep_ms(1100);	/* let the 1 s lifetime pass */
+	cache_status(t, v, sizeof(v));
+	ck_assert_msg(strstr(v, "detail=stale-while-revalidate") != NULL,
+	    "%s", v);
+	/* the background refresh lands: a fresh hit, two upstream reads */
+	for (i = 0; i < 100 && !fresh; i++) {
+		if (upstream_count("t=swr-1") == 2) {
+			cache_status(t, v, sizeof(v));
+			fresh = strstr(v, "stale") == NULL &&
+			    strncmp(v, "supagate; hit", 13) == 0;
+		}
+		if (!fresh)
+			h_sleep_ms(20);
+	}
+	ck_assert_msg(fresh, "no fresh hit after the refresh: %s", v);
+	ck_assert_int_eq(upstream_count("t=swr-1"), 2);
+}
+END_TEST
+
 static TCase *
 tc(Suite *s, const char *name, void (*fx)(void), int timeout)
 {
@@ -1196,6 +1268,10 @@ suite(void)
 
 	t = tc(s, "max_connections", fx_maxconns, 60);
 	tcase_add_test(t, connection_limit_503);
+	tcase_add_test(t, survives);
+
+	t = tc(s, "swr", fx_swr, 30);
+	tcase_add_test(t, stale_while_revalidate);
 	tcase_add_test(t, survives);
 	return s;
 }
