@@ -22,6 +22,7 @@
 #include "proxy.h"
 #include "proxy_cache.h"
 #include "server.h"
+#include "session.h"
 #include "upstream.h"
 
 #define PROXY_RING_SIZE		(256 * 1024)
@@ -39,6 +40,10 @@ static uint64_t			 next_id = 1;
 static struct evloop_timer	 sweep_timer;
 
 static void	sweep_cb(void *);
+static enum proxy_next dispatch(struct request *);
+static enum proxy_next start_upstream(struct request *);
+static enum proxy_next with_authz(struct request *,
+		    enum proxy_next (*)(struct request *));
 
 int
 proxy_setup(void)
@@ -224,6 +229,8 @@ proxy_free(struct request *r)
 		r->xfer = NULL;
 	}
 	proxy_cache_free(r);
+	if (r->session_wait)
+		session_unwait(r);
 	if (r->authz != NULL) {
 		explicit_bzero(r->authz, strlen(r->authz));
 		free(r->authz);
@@ -322,7 +329,7 @@ static enum proxy_next
 admin(struct request *r, const struct sockaddr *peer)
 {
 	const char	*sub = r->path + strlen("/_supagate");
-	int		 purge = strcmp(sub, "/purge") == 0;
+	int		 purge = strcmp(sub, "/purge") == 0, ready;
 
 	if (!policy_peer_is_loopback(peer)) {
 		proxy_error(r, 403, "forbidden",
@@ -349,10 +356,16 @@ admin(struct request *r, const struct sockaddr *peer)
 		return PROXY_RESPOND;
 	}
 	if (strcmp(sub, "/health") == 0) {
-		local_response(r, 200, "application/json");
-		sbuf_printf(&r->errbody, "{\"status\":\"ok\",\"version\":\"%s\","
-		    "\"auth_mode\":\"%s\",\"session\":{\"state\":\"none\"},",
-		    PACKAGE_VERSION, auth_mode_name(r->conf->auth_mode));
+		/* not ready while session mode has no usable session */
+		ready = r->conf->auth_mode != CONF_AUTH_SESSION ||
+		    session_usable();
+		local_response(r, ready ? 200 : 503, "application/json");
+		sbuf_printf(&r->errbody, "{\"status\":\"%s\",\"version\":"
+		    "\"%s\",\"auth_mode\":\"%s\",\"session\":{",
+		    ready ? "ok" : "unavailable", PACKAGE_VERSION,
+		    auth_mode_name(r->conf->auth_mode));
+		session_health(&r->errbody);
+		sbuf_add(&r->errbody, "},", 2);
 		proxy_cache_health(&r->errbody);
 		sbuf_printf(&r->errbody, ",\"inflight\":%zu,\"connections\":%zu,"
 		    "\"upstream_transfers\":%zu}", nactive,
@@ -464,6 +477,64 @@ body_limit(const struct conf *c, enum policy_route route)
 	    c->max_body_size;
 }
 
+/*
+ * May a 401 be answered by refreshing the session and sending the
+ * request again?  Only once, only with the session's own token, only
+ * for idempotent methods whose body supagate still holds, and only when
+ * upstream says the token is invalid (PostgREST: WWW-Authenticate
+ * invalid_token) or it is the Functions relay.
+ */
+static int
+replayable(struct request *r, const char *hdrs, size_t len)
+{
+	char	v[512], *block;
+	int	hint;
+
+	if (!r->authz_session || r->replayed || r->detached)
+		return 0;
+	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0 &&
+	    strcmp(r->method, "OPTIONS") != 0 &&
+	    strcmp(r->method, "DELETE") != 0 && strcmp(r->method, "PUT") != 0)
+		return 0;
+	if (r->has_body && r->replay.overflow)
+		return 0;
+	if (r->route == POLICY_ROUTE_FUNCTIONS)
+		return 1;
+	if ((block = strndup(hdrs, len)) == NULL)
+		return 0;
+	hint = policy_head_value(block, "WWW-Authenticate", v, sizeof(v)) ==
+	    0 && strstr(v, "invalid_token") != NULL;
+	free(block);
+	return hint;
+}
+
+/* start a replay of r after a 401 (the old transfer is over) */
+static void
+replay(struct request *r)
+{
+	enum proxy_next	next;
+
+	r->replay_pending = 0;
+	r->replayed = 1;
+	metrics.session_replays++;
+	r->up_over = 0;
+	r->up_result = UPSTREAM_OK;
+	r->status = 0;
+	r->head.len = 0;
+	r->head.overflow = 0;
+	r->respbuf.head = r->respbuf.len = 0;
+	r->up_read_paused = r->up_write_paused = 0;
+	r->replay_pos = 0;
+	r->replaying = r->replay.len > 0;
+	explicit_bzero(r->authz, strlen(r->authz));
+	free(r->authz);
+	r->authz = NULL;
+	r->authz_session = 0;
+	next = with_authz(r, start_upstream);
+	if (next == PROXY_RESPOND || r->is_error)
+		server_wake(r);
+}
+
 static int
 upstream_head_cb(void *arg, int status, const char *hdrs, size_t len)
 {
@@ -476,6 +547,12 @@ upstream_head_cb(void *arg, int status, const char *hdrs, size_t len)
 		return -1;
 	if (status >= 500 && proxy_cache_stale(r, "5xx")) {
 		server_wake(r);
+		return -1;
+	}
+	if (status == 401 && replayable(r, hdrs, len)) {
+		/* the session's token expired under us: refresh, send again */
+		session_token_rejected(r->authz + 7);
+		r->replay_pending = 1;
 		return -1;
 	}
 	r->status = status;
@@ -604,6 +681,10 @@ upstream_done_cb(void *arg, enum upstream_result res)
 	r->xfer = NULL;
 	r->up_over = 1;
 	r->up_result = res;
+	if (r->replay_pending) {
+		replay(r);
+		return;
+	}
 	proxy_cache_done(r, res);
 	if (r->detached) {
 		if (res != UPSTREAM_OK)
@@ -740,9 +821,12 @@ start_upstream(struct request *r)
 	rq.connect_timeout_ms = (int64_t)c->connect_timeout_ms;
 	rq.ca_file = c->ca_file;
 	rq.user_agent = PROXY_USER_AGENT;
-	if (r->has_body && ring_init(&r->reqbuf, PROXY_RING_SIZE) != 0)
+	/* a replay keeps its buffers (and the body bytes not yet sent) */
+	if (r->has_body && r->reqbuf.data == NULL &&
+	    ring_init(&r->reqbuf, PROXY_RING_SIZE) != 0)
 		goto nomem;
-	if (ring_init(&r->respbuf, PROXY_RING_SIZE) != 0)
+	if (r->respbuf.data == NULL &&
+	    ring_init(&r->respbuf, PROXY_RING_SIZE) != 0)
 		goto nomem;
 	r->up_start_ms = r->progress_ms = evloop_now_ms();
 	r->timeout_ms = (int64_t)(r->route == POLICY_ROUTE_FUNCTIONS ?
@@ -760,18 +844,33 @@ start_upstream(struct request *r)
 	return next;
 }
 
+static void
+session_wake_cb(void *arg)
+{
+	struct request	*r = arg;
+
+	assert(r->magic == REQUEST_MAGIC);
+	r->session_ready = 1;
+	server_wake(r);
+}
+
 /*
  * The Authorization that goes upstream (r->authz, NULL for none): the
- * client's own token or supagate's, as policy_authorization decides.
+ * client's own token, or supagate's (its key, or in session mode the
+ * session's access token), as policy_authorization decides.  Returns
+ * 0, -1 on ENOMEM, AUTHZ_WAIT while a sign-in or refresh is under way
+ * (session_wake_cb wakes the request), AUTHZ_LOST without a session.
  */
+#define AUTHZ_WAIT	1
+#define AUTHZ_LOST	2
 static int
 decide_authz(struct request *r)
 {
 	const struct conf	*c = r->conf;
-	const char		*client_key, *authz;
+	const char		*client_key, *authz, *client_authz, *tok;
 	char			 keybuf[512], *buf, *q;
 	size_t			 len = c->apikey->len + 16;
-	int			 ret = -1, nkeys;
+	int			 ret = -1, nkeys, wait, pol;
 
 	if ((q = malloc(strlen(r->query) + 1)) == NULL)
 		return -1;
@@ -781,19 +880,27 @@ decide_authz(struct request *r)
 	client_key = server_header(r, "apikey");
 	if (client_key == NULL && nkeys > 0)
 		client_key = keybuf;
+	client_authz = server_header(r, "Authorization");
 	if ((buf = malloc(len)) == NULL)
 		goto out;
-	switch (policy_authorization(c, server_header(r, "Authorization"),
-	    client_key, buf, len, &authz)) {
-	case 1:
-		if ((r->authz = strdup(authz)) == NULL)
-			goto out;
-		break;
-	case 0:
-		break;
-	default:
+	pol = policy_authorization(c, client_authz, client_key, buf, len,
+	    &authz);
+	if (pol == -1)
 		goto out;
-	}
+	if (c->auth_mode == CONF_AUTH_SESSION &&
+	    !(pol == 1 && authz == client_authz)) {
+		/* supagate's credential: the session's access token */
+		if ((tok = session_token(session_wake_cb, r, &wait)) == NULL) {
+			r->session_wait = wait;
+			ret = wait ? AUTHZ_WAIT : AUTHZ_LOST;
+			goto out;
+		}
+		if ((r->authz = malloc(strlen(tok) + 8)) == NULL)
+			goto out;
+		snprintf(r->authz, strlen(tok) + 8, "Bearer %s", tok);
+		r->authz_session = 1;
+	} else if (pol == 1 && (r->authz = strdup(authz)) == NULL)
+		goto out;
 	ret = 0;
  out:
 	if (buf != NULL) {
@@ -802,6 +909,25 @@ decide_authz(struct request *r)
 	}
 	explicit_bzero(keybuf, sizeof(keybuf));
 	return ret;
+}
+
+/* the credential is settled or not: answer, wait, or go on with next */
+static enum proxy_next
+with_authz(struct request *r, enum proxy_next (*next)(struct request *))
+{
+	switch (decide_authz(r)) {
+	case 0:
+		return next(r);
+	case AUTHZ_WAIT:
+		return PROXY_WAIT;
+	case AUTHZ_LOST:
+		proxy_error(r, 503, "session_lost", "supagate has no valid "
+		    "session; sign in again with supagate login");
+		return PROXY_RESPOND;
+	default:
+		proxy_error(r, 503, "overloaded", "out of memory");
+		return PROXY_RESPOND;
+	}
 }
 
 int
@@ -1060,19 +1186,39 @@ proxy_begin(struct request *r, const char *method, const char *version,
 		r->body_done = 1;
 	if (origin != NULL)
 		cors_headers(r, origin);
-	if (decide_authz(r) != 0) {
-		proxy_error(r, 503, "overloaded", "out of memory");
-		return PROXY_RESPOND;
-	}
-	return dispatch(r);
+	return with_authz(r, dispatch);
+}
+
+/*
+ * A request that waited for the session goes on once it is woken: the
+ * first attempt through the cache, a replay straight upstream.  Returns
+ * PROXY_WAIT while it still waits.
+ */
+static enum proxy_next
+session_resume(struct request *r)
+{
+	if (!r->session_ready)
+		return PROXY_WAIT;
+	r->session_wait = r->session_ready = 0;
+	return with_authz(r, r->replayed ? start_upstream : dispatch);
 }
 
 enum proxy_next
 proxy_body(struct request *r, const char *p, size_t *n)
 {
-	size_t	took;
+	size_t		took;
+	enum proxy_next	next;
 
 	assert(r->magic == REQUEST_MAGIC);
+	if (r->session_wait) {
+		next = session_resume(r);
+		if (next == PROXY_RESPOND)
+			return PROXY_RESPOND;
+		if (r->session_wait || r->xfer == NULL) {
+			*n = 0;
+			return PROXY_WAIT;
+		}
+	}
 	if (r->is_error || r->up_over) {
 		/* the answer is settled: drain and drop the rest */
 		return PROXY_CONTINUE;
@@ -1103,6 +1249,8 @@ proxy_body_end(struct request *r)
 {
 	assert(r->magic == REQUEST_MAGIC);
 	r->body_done = 1;
+	if (r->session_wait)
+		return proxy_poll(r);
 	if (r->up_read_paused && r->xfer != NULL) {
 		r->up_read_paused = 0;
 		upstream_unpause(r->xfer);
@@ -1113,7 +1261,17 @@ proxy_body_end(struct request *r)
 enum proxy_next
 proxy_poll(struct request *r)
 {
+	enum proxy_next	next;
+
 	assert(r->magic == REQUEST_MAGIC);
+	if (r->session_wait && !r->is_error) {
+		next = session_resume(r);
+		if (next == PROXY_RESPOND || next == PROXY_WAIT)
+			return next;
+		/* started upstream (PROXY_CONTINUE): wait for its answer */
+		return r->is_error || r->head_ready ? PROXY_RESPOND :
+		    PROXY_WAIT;
+	}
 	if (r->cache_wait && !r->is_error) {
 		/* the identical miss we waited for is over: look again */
 		switch (proxy_cache_retry(r)) {

@@ -72,6 +72,11 @@ struct request {
 	int			 answered;	/* response handed to server */
 	int			 client_gone;	/* the client hung up */
 	char			*authz;		/* Authorization sent upstream */
+	int			 authz_session;	/* authz holds the session's token */
+	int			 session_wait;	/* waiting for a sign-in/refresh */
+	int			 session_ready;	/* ... which has ended */
+	int			 replay_pending; /* 401: send again when over */
+	int			 replayed;	/* sent again once already */
 
 	/* the read cache (proxy_cache.c) */
 	struct proxy_cache	*cache;		/* NULL: not a cacheable read */
