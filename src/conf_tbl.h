@@ -90,5 +90,5 @@ CONF_V("cache-max-size", CT_SIZE, 0, 0, 1099511627776.0, "256M",
     cache_max_size, NULL, "cache database size limit")
 CONF_V("cache-max-object", CT_SIZE, 0, 0, 1073741824.0, "1M",
     cache_max_object, NULL, "largest cached response")
-CONF_V("sign-reuse-share", CT_DOUBLE, CF_RESERVED, 0, 1, "0.5",
+CONF_V("sign-reuse-share", CT_DOUBLE, 0, 0, 1, "0.5",
     sign_reuse_share, NULL, "signed-URL lifetime share for reuse")

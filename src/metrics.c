@@ -132,6 +132,13 @@ metrics_render(struct sbuf *b)
 		sbuf_printf(b, "supagate_cache_stale_total{reason=\"%s\"} %llu\n",
 		    stale_names[i], (unsigned long long)stale[i]);
 
+	sbuf_printf(b, "# HELP supagate_signed_urls_total Storage signed URLs "
+	    "handed out, by source\n# TYPE supagate_signed_urls_total counter\n"
+	    "supagate_signed_urls_total{source=\"cache\"} %llu\n"
+	    "supagate_signed_urls_total{source=\"upstream\"} %llu\n",
+	    (unsigned long long)metrics.signed_urls_cache,
+	    (unsigned long long)metrics.signed_urls_upstream);
+
 	sbuf_printf(b, "# HELP supagate_bytes_total Body bytes relayed, by "
 	    "direction\n# TYPE supagate_bytes_total counter\n");
 	for (i = 0; i < METRICS_DIR__N; i++)

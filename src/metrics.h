@@ -29,6 +29,9 @@ struct metrics {
 #define METRIC(f, n, t, h) int64_t f;
 #include "metrics_tbl.h"
 #undef METRIC
+	/* supagate_signed_urls_total{source="cache"|"upstream"} */
+	uint64_t	signed_urls_cache;
+	uint64_t	signed_urls_upstream;
 };
 
 extern struct metrics metrics;

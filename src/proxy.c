@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "policy.h"
 #include "proxy.h"
+#include "proxy_broker.h"
 #include "proxy_cache.h"
 #include "server.h"
 #include "session.h"
@@ -229,6 +230,7 @@ proxy_free(struct request *r)
 		r->xfer = NULL;
 	}
 	proxy_cache_free(r);
+	proxy_broker_free(r);
 	if (r->session_wait)
 		session_unwait(r);
 	if (r->authz != NULL) {
@@ -558,6 +560,7 @@ upstream_head_cb(void *arg, int status, const char *hdrs, size_t len)
 	r->status = status;
 	if (sbuf_add(&r->head, hdrs, len) != 0)
 		return -1;
+	proxy_broker_head(r);
 	proxy_cache_head(r);
 	r->head_ready = 1;
 	server_wake(r);
@@ -585,6 +588,7 @@ upstream_data_cb(void *arg, const char *p, size_t n)
 	r->progress_ms = evloop_now_ms();
 	ring_put(&r->respbuf, p, n);
 	proxy_cache_data(r, p, n);
+	proxy_broker_data(r, p, n);
 	server_wake(r);
 	return n;
 }
@@ -685,6 +689,7 @@ upstream_done_cb(void *arg, enum upstream_result res)
 		replay(r);
 		return;
 	}
+	proxy_broker_done(r, res);
 	proxy_cache_done(r, res);
 	if (r->detached) {
 		if (res != UPSTREAM_OK)
@@ -963,6 +968,15 @@ proxy_refresh(struct request *src)
 static enum proxy_next
 dispatch(struct request *r)
 {
+	switch (proxy_broker_begin(r)) {
+	case 1:
+		/* a sign request: its small body decides, hold it first */
+		r->broker_held = 1;
+		return r->body_done ? proxy_body_end(r) : PROXY_CONTINUE;
+	case -1:
+		proxy_error(r, 503, "overloaded", "out of memory");
+		return PROXY_RESPOND;
+	}
 	switch (proxy_cache_begin(r)) {
 	case PC_ANSWERED:
 		return PROXY_RESPOND;
@@ -1223,6 +1237,15 @@ proxy_body(struct request *r, const char *p, size_t *n)
 		/* the answer is settled: drain and drop the rest */
 		return PROXY_CONTINUE;
 	}
+	if (r->broker_held) {
+		if (proxy_broker_body(r, p, *n) != 0) {
+			proxy_error(r, 413, "payload_too_large",
+			    "a sign request body this large is refused");
+			return PROXY_CONTINUE;
+		}
+		r->body_seen += *n;
+		return PROXY_CONTINUE;
+	}
 	if (r->body_seen + *n > r->body_max) {
 		proxy_error(r, 413, "payload_too_large",
 		    "the request body exceeds %" PRIu64 " bytes", r->body_max);
@@ -1237,6 +1260,7 @@ proxy_body(struct request *r, const char *p, size_t *n)
 	took = ring_put(&r->reqbuf, p, *n);
 	r->body_seen += took;
 	*n = took;
+	(void)proxy_broker_body(r, p, took);	/* move/copy/remove JSON */
 	if (took > 0 && r->up_read_paused && r->xfer != NULL) {
 		r->up_read_paused = 0;
 		upstream_unpause(r->xfer);
@@ -1251,6 +1275,28 @@ proxy_body_end(struct request *r)
 	r->body_done = 1;
 	if (r->session_wait)
 		return proxy_poll(r);
+	if (r->broker_held && !r->is_error) {
+		struct sbuf	*held;
+		enum proxy_next	 next;
+
+		r->broker_held = 0;
+		if (proxy_broker_decide(r) == PROXY_RESPOND)
+			return PROXY_RESPOND;
+		/* not answered here: the held body goes upstream */
+		held = proxy_broker_held_body(r);
+		sbuf_fini(&r->replay);
+		r->replay = *held;
+		sbuf_init(held, 0);
+		r->replay.max = r->replay.len;
+		r->replay_pos = 0;
+		r->replaying = r->replay.len > 0;
+		r->body_len = (int64_t)r->replay.len;
+		r->has_body = 1;
+		next = start_upstream(r);
+		if (next == PROXY_RESPOND)
+			return PROXY_RESPOND;
+		return PROXY_WAIT;
+	}
 	if (r->up_read_paused && r->xfer != NULL) {
 		r->up_read_paused = 0;
 		upstream_unpause(r->xfer);

@@ -80,6 +80,8 @@ struct request {
 
 	/* the read cache (proxy_cache.c) */
 	struct proxy_cache	*cache;		/* NULL: not a cacheable read */
+	struct proxy_broker	*broker;	/* storage requests */
+	int			 broker_held;	/* body held for the broker */
 	const char		*cache_result;	/* HIT MISS STALE PASS */
 	int			 cache_wait;	/* waiting for an identical miss */
 	int			 detached;	/* a background refresh: no client */

@@ -144,9 +144,15 @@ schema_of(struct request *r, const char *header)
 	return s != NULL && *s != '\0' ? s : "public";
 }
 
+struct store *
+proxy_cache_store(void)
+{
+	return st;
+}
+
 /* the identity the upstream answer is for, from what is sent upstream */
-static void
-identity(struct request *r, char *out, size_t outlen)
+void
+proxy_cache_identity(struct request *r, char *out, size_t outlen)
 {
 	const struct conf	*c = r->conf;
 	struct jwt_claims	 cl;
@@ -377,7 +383,7 @@ proxy_cache_begin(struct request *r)
 		return PC_UPSTREAM;
 	}
 	pc->ntags = (size_t)n;
-	identity(r, ident, sizeof(ident));
+	proxy_cache_identity(r, ident, sizeof(ident));
 	memset(&in, 0, sizeof(in));
 	in.method = r->method;
 	in.path = r->path;

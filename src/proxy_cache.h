@@ -9,6 +9,7 @@
 struct conf;
 struct request;
 struct sbuf;
+struct store;
 
 /* what proxy_cache_begin decided */
 enum pc_next {
@@ -45,6 +46,10 @@ int proxy_cache_adopt(struct request *d, struct request *src);
 void proxy_cache_free(struct request *);
 /* POST /_supagate/purge?tag=|prefix=|all=1: JSON answer into r */
 void proxy_cache_purge(struct request *);
+/* the open store, NULL when the cache is off (for the signed-URL broker) */
+struct store *proxy_cache_store(void);
+/* the identity r's upstream answer is for (cache partition), into out */
+void proxy_cache_identity(struct request *, char *out, size_t outlen);
 /* health members: "\"cache\":{...}" */
 void proxy_cache_health(struct sbuf *);
 
