@@ -11,4 +11,5 @@ EXTRA_DIST += tests/emu/run-tests \
 	tests/emu/test/auth.test.mjs \
 	tests/emu/test/multipart.test.mjs \
 	tests/emu/test/storage.test.mjs \
-	tests/emu/test/supabase-js.test.mjs
+	tests/emu/test/supabase-js.test.mjs \
+	tests/emu/test/tus.test.mjs

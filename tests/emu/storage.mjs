@@ -282,12 +282,20 @@ export function createStorage(opts) {
 		// a concurrent upload may have won meanwhile
 		const now = st.objects[key];
 		if (now && !upsert) { fs.rm(got.tmp, { force: true }, () => {}); throw E.exists(); }
+		const o = commitObject(bucketName, name, got, owner ?? id.sub ?? null);
+		return [200, { Id: o.id, Key: key }];
+	}
+
+	// Moves a received temp file into place as the object's new version.
+	function commitObject(bucketName, name, got, owner) {
+		const key = okey(bucketName, name);
+		const now = st.objects[key];
 		const version = uuid();
 		fs.renameSync(got.tmp, path.join(objDir, version));
 		if (now) fs.rm(path.join(objDir, now.version), { force: true }, () => {});
 		const t = isoNow();
 		const o = {
-			id: now ? now.id : uuid(), bucket_id: bucketName, name, owner: owner ?? id.sub ?? null, version,
+			id: now ? now.id : uuid(), bucket_id: bucketName, name, owner, version,
 			created_at: now ? now.created_at : t, updated_at: t, last_accessed_at: t,
 			metadata: {
 				eTag: got.eTag, size: got.size, mimetype: got.mimetype, cacheControl: got.cacheControl,
@@ -299,7 +307,7 @@ export function createStorage(opts) {
 		st.objects[key] = o;
 		persist();
 		counters.uploads++;
-		return [200, { Id: o.id, Key: key }];
+		return o;
 	}
 
 	function serveObject(req, res, url, obj, { expires } = {}) {
@@ -518,6 +526,269 @@ export function createStorage(opts) {
 		return [200, { url: `/object/upload/sign/${okey(bucketName, name)}?token=${token}`, token }];
 	}
 
+	// ---------- resumable uploads (TUS 1.0.0, wire-contract §4.5) ----------
+	// Uploads in progress: id -> {id, bucket, name, length, offset, contentType,
+	// cacheControl, userMeta, upsert, owner, creator, tmp, expires, writer}.
+	const tus = new Map();
+	const TUS_PATH = '/upload/resumable';
+	const TUS_VERSION = '1.0.0';
+	const TUS_EXTENSIONS = 'creation,creation-with-upload,termination,expiration';
+	const TUS_LIFETIME_MS = 24 * 3600 * 1000;
+	const tusErr = {
+		version: () => new SErr(412, 'InvalidRequest', 'Unsupported version', 'Precondition Failed'),
+		length: () => new SErr(400, 'InvalidRequest', 'Upload-Length or Upload-Defer-Length header required', 'Bad Request'),
+		metadata: (m) => new SErr(400, 'InvalidRequest', m, 'Bad Request'),
+		notFound: () => new SErr(404, 'NotFound', 'The file for this url was not found', 'Not Found'),
+		offset: () => new SErr(409, 'InvalidRequest', 'Upload-Offset conflict', 'Conflict'),
+		locked: () => new SErr(409, 'InvalidRequest', 'Another request is writing to this upload', 'Conflict'),
+		ctype: () => new SErr(415, 'InvalidRequest', 'Content-Type must be application/offset+octet-stream', 'Unsupported Media Type'),
+		exceeded: () => new SErr(413, 'EntityTooLarge', 'Upload-Length exceeded', 'Payload too large'),
+		gone: () => new SErr(410, 'InvalidRequest', 'The upload has expired', 'Gone'),
+	};
+	const first = (v) => (v === undefined ? undefined : String(v).split(',')[0].trim());
+
+	// "key base64,key base64,key" -> {key: value}
+	function parseUploadMetadata(h) {
+		const out = {};
+		if (!h) return out;
+		for (const pair of String(h).split(',')) {
+			const [k, v, extra] = pair.trim().split(/\s+/);
+			if (!k || extra !== undefined || !/^[\x21-\x7e]+$/.test(k) || k.includes(','))
+				throw tusErr.metadata('Upload-Metadata is invalid');
+			if (v !== undefined && !/^[A-Za-z0-9+/]*={0,2}$/.test(v))
+				throw tusErr.metadata('Upload-Metadata is invalid');
+			out[k] = v === undefined ? '' : Buffer.from(v, 'base64').toString('utf8');
+		}
+		return out;
+	}
+
+	// The absolute upload URL, as Storage builds it behind a proxy: from
+	// X-Forwarded-Proto/-Host/-Port/-Prefix, else the request's own Host and
+	// the /storage/v1 prefix the request arrived with.
+	function tusLocation(req, url, id) {
+		const proto = first(req.headers['x-forwarded-proto']) || 'http';
+		let host = first(req.headers['x-forwarded-host']) || req.headers.host || 'localhost';
+		const fport = first(req.headers['x-forwarded-port']);
+		if (fport && !/:\d+$/.test(host) && !host.endsWith(']')) host += `:${fport}`;
+		let prefix = req.headers['x-forwarded-prefix'];
+		if (prefix === undefined) prefix = url.pathname.startsWith('/storage/v1/') ? '/storage/v1' : '';
+		prefix = String(prefix).replace(/\/+$/, '');
+		const signed = url.pathname.replace(/\/+$/, '').endsWith(`${TUS_PATH}/sign`) ? '/sign' : '';
+		return `${proto}://${host}${prefix}${TUS_PATH}${signed}/${id}`;
+	}
+
+	function tusSend(res, status, headers = {}) {
+		res.writeHead(status, { 'Tus-Resumable': TUS_VERSION, 'Content-Length': 0, ...headers });
+		res.end();
+	}
+
+	// Who is asking: the bearer token, or for the /sign variant the
+	// x-signature token of POST /object/upload/sign.
+	function tusIdentity(req, url, signed) {
+		if (!signed) return { id: identify(req, url), claims: null };
+		const t = req.headers['x-signature'];
+		if (!t) throw new SErr(400, 'InvalidSignature', 'Missing x-signature header');
+		const v = verifyJwt(t, secret);
+		if (!v.ok) throw E.invalidJwt(v.reason === 'expired' ? 'jwt expired' : v.reason === 'signature' ? 'invalid signature' : 'jwt malformed');
+		return { id: { role: 'service_role', sub: v.claims.owner ?? null }, claims: v.claims };
+	}
+
+	function tusLookup(rawId, who, claims) {
+		const u = tus.get(rawId);
+		if (!u) throw tusErr.notFound();
+		if (claims) {
+			if (claims.url !== okey(u.bucket, u.name)) throw E.signature();
+		} else if (who.role !== 'service_role' && who.sub !== u.creator) {
+			throw tusErr.notFound();
+		}
+		if (Date.now() > u.expires) {
+			tus.delete(rawId);
+			fs.rm(u.tmp, { force: true }, () => {});
+			throw tusErr.gone();
+		}
+		return u;
+	}
+
+	async function tusCreate(req, res, url, who, claims) {
+		if (req.headers['upload-defer-length'] !== undefined) throw tusErr.length();
+		const lenH = req.headers['upload-length'];
+		if (lenH === undefined || !/^\d+$/.test(lenH)) throw tusErr.length();
+		const length = Number(lenH);
+		const md = parseUploadMetadata(req.headers['upload-metadata']);
+		if (!md.bucketName) throw tusErr.metadata('metadata bucketName is required');
+		if (!md.objectName) throw tusErr.metadata('metadata objectName is required');
+		checkKey(md.objectName);
+		const bucket = needBucket(md.bucketName);
+		const key = okey(md.bucketName, md.objectName);
+		if (claims && claims.url !== key) throw E.signature();
+		const upsert = claims ? !!claims.upsert : String(req.headers['x-upsert']) === 'true';
+		const existing = st.objects[key];
+		if (!canWrite(who, bucket, existing)) throw E.rls();
+		if (existing && !upsert) throw E.exists();
+		const limit = Math.min(bucket.file_size_limit ?? Infinity, cfg.file_size_limit);
+		if (length > limit) throw E.tooLarge();
+		const contentType = md.contentType || 'application/octet-stream';
+		if (!mimeAllowed(bucket.allowed_mime_types, contentType)) throw E.mime(contentType);
+		let userMeta = null;
+		if (md.metadata) { try { userMeta = JSON.parse(md.metadata); } catch { throw E.invalid('Invalid metadata'); } }
+		const version = uuid();
+		const id = Buffer.from(`${md.bucketName}/${md.objectName}/${version}`).toString('base64url');
+		const u = {
+			id, bucket: md.bucketName, name: md.objectName, length, offset: 0, contentType,
+			cacheControl: md.cacheControl ? (/^\d+$/.test(md.cacheControl) ? `max-age=${md.cacheControl}` : md.cacheControl) : 'no-cache',
+			userMeta, upsert, owner: claims ? (claims.owner ?? null) : who.sub ?? null, creator: who.sub ?? null,
+			tmp: path.join(tmpDir, `tus-${version}`), expires: Date.now() + TUS_LIFETIME_MS, writer: null,
+		};
+		fs.writeFileSync(u.tmp, '');
+		tus.set(id, u);
+		const headers = {
+			Location: tusLocation(req, url, id),
+			'Upload-Expires': new Date(u.expires).toUTCString(),
+		};
+		// creation-with-upload: the POST may carry the first bytes
+		if (/^application\/offset\+octet-stream/i.test(req.headers['content-type'] || '')) {
+			await tusWrite(req, res, u);
+			headers['Upload-Offset'] = String(u.offset);
+			if (u.offset === u.length) await tusFinish(u);
+		} else if (length === 0) {
+			await tusFinish(u);
+		} else {
+			req.resume();
+		}
+		tusSend(res, 201, headers);
+	}
+
+	// Streams the request body into the upload's file at its offset, with
+	// backpressure. Bytes that arrived before a client abort stay written
+	// and count toward the offset, as tus servers keep partial chunks.
+	function tusWrite(req, res, u) {
+		return new Promise((resolve, reject) => {
+			const start = u.offset;
+			const ws = fs.createWriteStream(u.tmp, { flags: 'r+', start });
+			let queued = 0, over = false, done = false;
+			const writer = u.writer = { req };
+			const finish = () => {
+				if (done) return;
+				done = true;
+				ws.end(() => {
+					if (u.writer === writer) u.writer = null;
+					u.offset = start + queued;
+					if (req.emuEntry) req.emuEntry.body_bytes = queued;
+					if (over) reject(tusErr.exceeded());
+					else resolve();
+				});
+			};
+			ws.on('error', (e) => {
+				if (done) return;
+				done = true;
+				if (u.writer === writer) u.writer = null;
+				reject(e);
+			});
+			req.on('data', (c) => {
+				if (done) return;
+				if (start + queued + c.length > u.length) {
+					c = c.subarray(0, u.length - start - queued);
+					over = true;
+				}
+				queued += c.length;
+				if (c.length && !ws.write(c)) { req.pause(); ws.once('drain', () => req.resume()); }
+				if (over) { drain(req, res); finish(); }
+			});
+			req.on('end', finish);
+			req.on('aborted', finish);
+			req.on('close', finish);
+			req.on('error', finish);
+		});
+	}
+
+	async function tusFinish(u) {
+		tus.delete(u.id);
+		const bucket = st.buckets[u.bucket];
+		if (!bucket) { fs.rm(u.tmp, { force: true }, () => {}); throw E.noBucket(); }
+		const existing = st.objects[okey(u.bucket, u.name)];
+		if (existing && !u.upsert) { fs.rm(u.tmp, { force: true }, () => {}); throw E.exists(); }
+		const md5 = crypto.createHash('md5');
+		await pipeline(fs.createReadStream(u.tmp), md5);
+		commitObject(u.bucket, u.name, {
+			tmp: u.tmp, size: u.length, eTag: `"${md5.digest('hex')}"`, mimetype: u.contentType,
+			cacheControl: u.cacheControl, userMeta: u.userMeta,
+		}, u.owner);
+	}
+
+	async function tusPatch(req, res, u) {
+		if (!/^application\/offset\+octet-stream/i.test(req.headers['content-type'] || '')) throw tusErr.ctype();
+		const off = req.headers['upload-offset'];
+		if (off === undefined || !/^\d+$/.test(off)) throw tusErr.metadata('Upload-Offset header required');
+		if (u.writer) throw tusErr.locked();
+		if (Number(off) !== u.offset) throw tusErr.offset();
+		const clen = req.headers['content-length'];
+		if (clen !== undefined && u.offset + Number(clen) > u.length) throw tusErr.exceeded();
+		await tusWrite(req, res, u);
+		if (res.destroyed || req.destroyed && !req.complete) return;
+		if (u.offset === u.length) await tusFinish(u);
+		tusSend(res, 204, { 'Upload-Offset': String(u.offset), 'Upload-Expires': new Date(u.expires).toUTCString() });
+	}
+
+	async function tusRoute(req, res, url, p) {
+		const m = req.method;
+		const rest = p.slice(TUS_PATH.length).replace(/^\/+/, '');
+		const signed = rest === 'sign' || rest.startsWith('sign/');
+		const rawId = (signed ? rest.slice(4) : rest).replace(/^\/+|\/+$/g, '');
+		if (m === 'OPTIONS') {
+			tusSend(res, 204, {
+				'Tus-Version': TUS_VERSION, 'Tus-Extension': TUS_EXTENSIONS,
+				'Tus-Max-Size': String(cfg.file_size_limit),
+				'Access-Control-Allow-Methods': 'POST, GET, HEAD, PATCH, DELETE, OPTIONS',
+			});
+			return;
+		}
+		if (req.headers['tus-resumable'] !== TUS_VERSION) {
+			res.setHeader('Tus-Version', TUS_VERSION);
+			throw tusErr.version();
+		}
+		const { id: who, claims } = tusIdentity(req, url, signed);
+		if (!rawId) {
+			if (m === 'POST') return tusCreate(req, res, url, who, claims);
+			throw E.notFound();
+		}
+		if (rawId.includes('/')) throw tusErr.notFound();
+		const u = tusLookup(rawId, who, claims);
+		if (m === 'HEAD') {
+			res.writeHead(200, {
+				'Tus-Resumable': TUS_VERSION, 'Cache-Control': 'no-store',
+				'Upload-Offset': String(u.offset), 'Upload-Length': String(u.length),
+				'Upload-Expires': new Date(u.expires).toUTCString(),
+			});
+			res.end();
+			return;
+		}
+		if (m === 'PATCH') return tusPatch(req, res, u);
+		if (m === 'DELETE') {
+			if (u.writer) throw tusErr.locked();
+			tus.delete(u.id);
+			fs.rm(u.tmp, { force: true }, () => {});
+			tusSend(res, 204);
+			return;
+		}
+		throw E.notFound();
+	}
+
+	function tusError(req, res, e) {
+		if (!(e instanceof SErr)) {
+			process.stderr.write(`storage emulator: ${e.stack || e}\n`);
+			e = new SErr(500, 'InternalError', 'Internal server error', 'Internal Server Error');
+		}
+		if (req.method !== 'HEAD' && !req.complete) drain(req, res);
+		const body = req.method === 'HEAD' ? undefined
+			: { statusCode: String(e.status), code: e.code, error: e.error, message: e.message };
+		const data = body === undefined ? '' : JSON.stringify(body);
+		res.writeHead(e.status, {
+			'Tus-Resumable': TUS_VERSION, 'Cache-Control': 'no-store',
+			'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(data),
+		});
+		res.end(data);
+	}
+
 	// ---------- routing ----------
 	function splitBucketPath(rest) {
 		const i = rest.indexOf('/');
@@ -682,6 +953,11 @@ export function createStorage(opts) {
 			(r, status) => { drain(req, r); sendJson(r, status, { statusCode: String(status), code: 'InternalError', error: 'emulated fault', message: 'emulated upstream fault' }); },
 			(r, retry) => { drain(req, r); sendJson(r, 429, { statusCode: '429', code: 'SlowDown', error: 'SlowDown', message: 'Please reduce your request rate.' }, { 'Retry-After': retry }); });
 		if (consumed) return;
+		if (p === TUS_PATH || p.startsWith(`${TUS_PATH}/`)) {
+			try { await tusRoute(req, res, url, p); }
+			catch (e) { if (res.headersSent || res.destroyed) res.destroy(); else tusError(req, res, e); }
+			return;
+		}
 		try {
 			const out = await route(req, res, url, p);
 			if (!out || res.headersSent) return;
