@@ -1051,6 +1051,63 @@ todos(struct h_proc *g, const char *who, const char *tok, enum expect e,
 	h_resp_free(&r);
 }
 
+/*
+ * A user of the Auth emulator signs in through supagate (never cached)
+ * and gets a real access token; her rows are hers alone.
+ */
+static void
+signed_in_user(struct h_proc *g, int id)
+{
+	static const char *const js[] = {
+		"Content-Type: application/json", "Prefer: return=minimal",
+		NULL
+	};
+	const char	*email = h_fmt("carol%d@example.com", id);
+	const char	*cred = h_fmt("{\"email\":\"%s\",\"password\":"
+			    "\"carol-password-1\"}", email);
+	struct h_resp	 r;
+	struct h_opts	 o;
+	char		 tok[2048], want[16];
+	const char	*hv[2] = { "Content-Type: application/json", NULL };
+	int		 i;
+
+	memset(&o, 0, sizeof(o));
+	o.hdrs = hv;
+	o.body = cred;
+	o.body_len = strlen(cred);
+	o.has_body = 1;
+	ck_assert_msg(h_req(&r, auth_port, "POST", "/_emu/users", &o) == 0 &&
+	    r.status / 100 == 2, "emulator user: %ld %s", r.status, r.body);
+	h_resp_free(&r);
+	for (i = 0; i < 2; i++) {
+		call(&r, g->port, KEYLESS, "POST",
+		    "/auth/v1/token?grant_type=password", hv, cred);
+		ck_assert_msg(r.status == 200 && h_json_str(r.body,
+		    "access_token", tok, sizeof(tok)) == 0, "sign-in %d: %ld "
+		    "%s", i, r.status, r.body);
+		ck_assert_msg(!is_hit(&r), "sign-in %d: %s", i,
+		    hdr(&r, "Cache-Status"));
+		h_resp_free(&r);
+	}
+	call(&r, g->port, tok, "POST", "/rest/v1/todos", js,
+	    h_fmt("{\"id\":%d,\"task\":\"carol: plant trees\"}", id));
+	ck_assert_msg(r.status == 201, "carol insert: %ld %s", r.status,
+	    r.body);
+	h_resp_free(&r);
+	snprintf(want, sizeof(want), "%d", id);
+	todos(g, "carol", tok, MISS, want);
+	todos(g, "carol again", tok, HIT, want);
+	todos(g, "alice after carol", alice_jwt, MISS, "1,2");
+	todos(g, "anon after carol", KEYLESS, MISS, "");
+	todos(g, "carol once more", tok, HIT, want);
+	call(&r, g->port, tok, "DELETE", h_fmt("/rest/v1/todos?id=eq.%d", id),
+	    js, NULL);
+	ck_assert_msg(r.status == 204, "carol delete: %ld %s", r.status,
+	    r.body);
+	h_resp_free(&r);
+	todos(g, "carol after delete", tok, MISS, "");
+}
+
 START_TEST(user_isolation)
 {
 	struct h_proc	*g = _i == 0 ? &g_v : &g_b;
@@ -1092,6 +1149,7 @@ START_TEST(user_isolation)
 		h_resp_free(&r);
 		todos(g, "bob after delete", bob_jwt, MISS, "3");
 	}
+	signed_in_user(g, 300 + _i);
 }
 END_TEST
 
