@@ -906,7 +906,17 @@ START_TEST(broker_per_user)
 }
 END_TEST
 
-/* signedURL of paths[i] in a batch answer; "" if none */
+static int
+json_len(const char *json)
+{
+	cJSON	*a = cJSON_Parse(json);
+	int	 n = cJSON_IsArray(a) ? cJSON_GetArraySize(a) : -1;
+
+	cJSON_Delete(a);
+	return n;
+}
+
+/* signedURL of path in a batch answer; "" if none */
 static void
 batch_url(const char *json, const char *path, char *out, size_t n)
 {
@@ -923,48 +933,88 @@ batch_url(const char *json, const char *path, char *out, size_t n)
 	cJSON_Delete(a);
 }
 
-START_TEST(broker_batch)
+/*
+ * Batch of paths that all get cached: the second batch is answered with
+ * no upstream call, and a single sign of one of them reuses the batch's URL.
+ * The emulator's tokens carry iat in seconds: a new signature a second
+ * later differs, so equal URLs after the sleeps below mean reuse.
+ */
+START_TEST(broker_batch_cached)
+{
+	static const char *const body =
+	    "{\"expiresIn\":3600,\"paths\":[\"sign/c1.txt\",\"sign/c2.txt\"]}";
+	struct h_resp	r;
+	char		c1[2048], c2[2048], u[2048];
+	int		before;
+
+	put_text(USER_A, "priv", "sign/c1.txt", "c one", 1);
+	put_text(USER_A, "priv", "sign/c2.txt", "c two", 1);
+	emu_clear_log();
+	sreq(&r, USER_A, "POST", "/storage/v1/object/sign/priv", NULL, body);
+	ck_assert_msg(r.status == 200 && json_len(r.body) == 2, "batch: %ld "
+	    "%s", r.status, r.body);
+	batch_url(r.body, "sign/c1.txt", c1, sizeof(c1));
+	batch_url(r.body, "sign/c2.txt", c2, sizeof(c2));
+	h_resp_free(&r);
+	fetch_signed(c1, "c one");
+	fetch_signed(c2, "c two");
+	ck_assert_int_eq(upstream_signs(), 1);
+
+	h_sleep_ms(1100);
+	before = upstream_signs();
+	sreq(&r, USER_A, "POST", "/storage/v1/object/sign/priv", NULL, body);
+	ck_assert_int_eq(r.status, 200);
+	batch_url(r.body, "sign/c1.txt", u, sizeof(u));
+	ck_assert_msg(strcmp(u, c1) == 0, "batch c1 not reused: %s / %s", u,
+	    c1);
+	batch_url(r.body, "sign/c2.txt", u, sizeof(u));
+	ck_assert_msg(strcmp(u, c2) == 0, "batch c2 not reused: %s / %s", u,
+	    c2);
+	ck_assert_msg(upstream_signs() == before, "a batch of cached paths "
+	    "made %d upstream sign calls", upstream_signs() - before);
+	h_resp_free(&r);
+
+	sign_one(USER_A, "sign/c2.txt", 3600, u, sizeof(u), NULL);
+	ck_assert_msg(strcmp(u, c2) == 0 && upstream_signs() == before,
+	    "a single sign did not reuse the batch's URL: %s / %s", u, c2);
+}
+END_TEST
+
+/*
+ * A batch where only some paths are cached (one signed alone before, one
+ * new, one missing): the cached path keeps its URL.
+ */
+START_TEST(broker_batch_mixed)
 {
 	static const char *const body =
 	    "{\"expiresIn\":3600,\"paths\":[\"sign/b1.txt\",\"sign/b2.txt\","
 	    "\"sign/none.txt\"]}";
-	struct h_resp	r1, r2;
-	char		single[2048], u1[2048], u2[2048];
+	struct h_resp	r;
+	char		single[2048], u[2048];
 
 	put_text(USER_A, "priv", "sign/b1.txt", "b one", 1);
 	put_text(USER_A, "priv", "sign/b2.txt", "b two", 1);
 	emu_clear_log();
-	/* b1 signed alone first: the batch reuses it */
 	sign_one(USER_A, "sign/b1.txt", 3600, single, sizeof(single), NULL);
 	ck_assert(single[0] != '\0');
-	sreq(&r1, USER_A, "POST", "/storage/v1/object/sign/priv", NULL, body);
-	ck_assert_msg(r1.status == 200, "batch: %ld %s", r1.status, r1.body);
-	batch_url(r1.body, "sign/b1.txt", u1, sizeof(u1));
-	ck_assert_msg(strcmp(u1, single) == 0, "batch did not reuse b1: %s, "
-	    "single %s", u1, single);
-	batch_url(r1.body, "sign/none.txt", u2, sizeof(u2));
-	ck_assert_msg(u2[0] == '\0' && strstr(r1.body, "Either the object "
-	    "does not exist") != NULL, "missing path: %s", r1.body);
-	batch_url(r1.body, "sign/b2.txt", u1, sizeof(u1));
-	fetch_signed(u1, "b two");
-
-	{
-		int before = upstream_signs();
-
-		sreq(&r2, USER_A, "POST", "/storage/v1/object/sign/priv", NULL,
-		    body);
-		ck_assert_int_eq(r2.status, 200);
-		batch_url(r2.body, "sign/b2.txt", u2, sizeof(u2));
-		ck_assert_msg(strcmp(u1, u2) == 0, "batch b2 not reused: %s "
-		    "/ %s", u1, u2);
-		batch_url(r2.body, "sign/b1.txt", u2, sizeof(u2));
-		ck_assert_str_eq(u2, single);
-		/* only the missing path may go upstream again */
-		ck_assert_msg(upstream_signs() - before <= 1, "second batch: "
-		    "%d upstream sign calls", upstream_signs() - before);
-	}
-	h_resp_free(&r1);
-	h_resp_free(&r2);
+	h_sleep_ms(1100);
+	sreq(&r, USER_A, "POST", "/storage/v1/object/sign/priv", NULL, body);
+	ck_assert_msg(r.status == 200 && json_len(r.body) == 3, "batch: %ld "
+	    "%s", r.status, r.body);
+	batch_url(r.body, "sign/none.txt", u, sizeof(u));
+	ck_assert_msg(u[0] == '\0' && strstr(r.body, "Either the object "
+	    "does not exist") != NULL, "missing path: %s", r.body);
+	batch_url(r.body, "sign/b2.txt", u, sizeof(u));
+	fetch_signed(u, "b two");
+	batch_url(r.body, "sign/b1.txt", u, sizeof(u));
+	fetch_signed(u, "b one");
+	ck_assert_msg(strcmp(u, single) == 0, "a batch with uncached paths "
+	    "did not reuse the cached URL of b1: got %s, cached %s", u, single);
+	h_resp_free(&r);
+	/* and the cached URL is still the one a single sign gets */
+	sign_one(USER_A, "sign/b1.txt", 3600, u, sizeof(u), NULL);
+	ck_assert_msg(strcmp(u, single) == 0, "b1 after the batch: %s, "
+	    "before %s", u, single);
 }
 END_TEST
 
@@ -1198,7 +1248,8 @@ storage_suite(void)
 	tcase_add_test(tc, broker_share_threshold);
 	tcase_add_test(tc, broker_invalidation);
 	tcase_add_test(tc, broker_per_user);
-	tcase_add_test(tc, broker_batch);
+	tcase_add_test(tc, broker_batch_cached);
+	tcase_add_test(tc, broker_batch_mixed);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("supabase_js");

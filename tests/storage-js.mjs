@@ -60,6 +60,8 @@ check(!res.error && res.data.signedUrl.startsWith(`${gate}/storage/v1/object/sig
 const one = res.data.signedUrl;
 let f = await fetchText(one);
 check(f.status === 200 && f.text === 'hello from supabase-js', 'signed URL works with no key', f);
+// a second later: a new signature would differ (iat), so equal means reused
+await new Promise((r) => setTimeout(r, 1100));
 res = await st.createSignedUrl(name, 600);
 expect(!res.error && res.data.signedUrl === one, 'second createSignedUrl is the same URL (broker)', { first: one, second: res.data?.signedUrl });
 
