@@ -506,7 +506,12 @@ respond(struct sreq *s)
 			r->errbody.s = NULL;
 			r->errbody.len = r->errbody.cap = 0;
 		}
-	} else if (r->is_error) {
+	} else if (r->is_error || (strcmp(r->method, "HEAD") == 0 &&
+	    head_length(sbuf_str(&r->head)) == MHD_SIZE_UNKNOWN)) {
+		/*
+		 * No body.  (A HEAD answer of unknown length would make
+		 * libmicrohttpd 0.9.75 send the chunked terminator.)
+		 */
 		resp = MHD_create_response_from_buffer(0, (void *)"",
 		    MHD_RESPMEM_PERSISTENT);
 	} else {
