@@ -560,6 +560,8 @@ upstream_head_cb(void *arg, int status, const char *hdrs, size_t len)
 	r->status = status;
 	if (sbuf_add(&r->head, hdrs, len) != 0)
 		return -1;
+	if (proxy_broker_merging(r))
+		return 0;	/* answered when the whole body is in */
 	proxy_broker_head(r);
 	proxy_cache_head(r);
 	r->head_ready = 1;
@@ -575,10 +577,11 @@ upstream_data_cb(void *arg, const char *p, size_t n)
 	assert(r->magic == REQUEST_MAGIC);
 	if (r->is_error)
 		return UPSTREAM_ABORT;
-	if (r->detached) {
-		/* a background refresh: the body only goes to the cache */
+	if (r->detached || proxy_broker_merging(r)) {
+		/* a background refresh or a split batch: not for the client */
 		r->progress_ms = evloop_now_ms();
 		proxy_cache_data(r, p, n);
+		proxy_broker_data(r, p, n);
 		return n;
 	}
 	if (ring_space(&r->respbuf) < n) {

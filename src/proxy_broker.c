@@ -50,6 +50,8 @@ struct proxy_broker {
 	char			 ident[BROKER_IDENT_MAX];
 	long			 expires_in;
 	char			*transform;	/* canonical JSON or NULL */
+	cJSON			*merge;		/* batch: cached answers by index,
+						 * null where upstream answers */
 };
 
 /* "a%2Fb" style escapes are kept: keys compare what clients send */
@@ -260,8 +262,8 @@ enum proxy_next
 proxy_broker_decide(struct request *r)
 {
 	struct proxy_broker	*pb = r->broker;
-	cJSON			*req, *v, *paths, *out, *item;
-	char			*url, *obj;
+	cJSON			*req, *v, *paths, *out, *item, *rest;
+	char			*url, *obj, *body;
 	int			 i, n, hits = 0;
 
 	assert(proxy_broker_holds_body(r));
@@ -293,7 +295,10 @@ proxy_broker_decide(struct request *r)
 		metrics.signed_urls_cache++;
 		return PROXY_RESPOND;
 	}
-	/* batch: answered here only when every path is cached */
+	/*
+	 * Batch: cached paths are answered from the cache; the others go
+	 * upstream in a smaller batch, and the two are merged in order.
+	 */
 	paths = cJSON_GetObjectItemCaseSensitive(req, "paths");
 	n = cJSON_IsArray(paths) ? cJSON_GetArraySize(paths) : 0;
 	if (n == 0 || n > BROKER_PATHS_MAX) {
@@ -301,15 +306,20 @@ proxy_broker_decide(struct request *r)
 		return PROXY_CONTINUE;
 	}
 	out = cJSON_CreateArray();
+	rest = cJSON_CreateArray();
 	for (i = 0; i < n; i++) {
 		v = cJSON_GetArrayItem(paths, i);
-		if (!cJSON_IsString(v) || asprintf(&obj, "%s/%s", pb->bucket,
-		    v->valuestring) == -1)
-			break;
-		url = sign_lookup(pb, obj);
-		free(obj);
-		if (url == NULL)
-			break;
+		url = NULL;
+		if (cJSON_IsString(v) && asprintf(&obj, "%s/%s", pb->bucket,
+		    v->valuestring) != -1) {
+			url = sign_lookup(pb, obj);
+			free(obj);
+		}
+		if (url == NULL) {
+			cJSON_AddItemToArray(out, cJSON_CreateNull());
+			cJSON_AddItemToArray(rest, cJSON_Duplicate(v, 1));
+			continue;
+		}
 		item = cJSON_CreateObject();
 		cJSON_AddNullToObject(item, "error");
 		cJSON_AddStringToObject(item, "path", v->valuestring);
@@ -318,15 +328,72 @@ proxy_broker_decide(struct request *r)
 		free(url);
 		hits++;
 	}
-	cJSON_Delete(req);
-	if (hits != n) {
+	if (hits == n) {
+		cJSON_Delete(req);
+		cJSON_Delete(rest);
+		answer_json(r, out);
+		cJSON_Delete(out);
+		metrics.signed_urls_cache += (uint64_t)n;
+		return PROXY_RESPOND;
+	}
+	if (hits == 0) {
+		cJSON_Delete(req);
+		cJSON_Delete(rest);
 		cJSON_Delete(out);
 		return PROXY_CONTINUE;
 	}
-	answer_json(r, out);
-	cJSON_Delete(out);
-	metrics.signed_urls_cache += (uint64_t)n;
-	return PROXY_RESPOND;
+	/* upstream signs only the rest: the held body becomes that batch */
+	cJSON_ReplaceItemInObjectCaseSensitive(req, "paths", rest);
+	body = cJSON_PrintUnformatted(req);
+	cJSON_Delete(req);
+	if (body == NULL) {
+		cJSON_Delete(out);
+		return PROXY_CONTINUE;
+	}
+	sbuf_fini(&pb->body);
+	sbuf_init(&pb->body, BROKER_BODY_MAX);
+	sbuf_add(&pb->body, body, strlen(body));
+	free(body);
+	pb->merge = out;
+	metrics.signed_urls_cache += (uint64_t)hits;
+	return PROXY_CONTINUE;
+}
+
+int
+proxy_broker_merging(const struct request *r)
+{
+	return r->broker != NULL && r->broker->merge != NULL;
+}
+
+/* the upstream part of a merged batch is in: answer the whole batch */
+static void
+merge_answer(struct request *r)
+{
+	struct proxy_broker	*pb = r->broker;
+	cJSON			*up, *e;
+	int			 i, j = 0, ok;
+
+	up = cJSON_ParseWithLength(sbuf_str(&pb->resp), pb->resp.len);
+	ok = up != NULL && cJSON_IsArray(up) && r->status == 200;
+	r->head.len = 0;
+	r->head.overflow = 0;
+	if (!ok) {
+		/* upstream's own error, as it gave it */
+		r->is_error = 1;
+		sbuf_add(&r->head, "Content-Type: application/json\r\n", 32);
+		sbuf_add(&r->errbody, sbuf_str(&pb->resp), pb->resp.len);
+		cJSON_Delete(up);
+		return;
+	}
+	for (i = 0; i < cJSON_GetArraySize(pb->merge); i++) {
+		if (!cJSON_IsNull(cJSON_GetArrayItem(pb->merge, i)))
+			continue;
+		e = cJSON_GetArrayItem(up, j++);
+		cJSON_ReplaceItemInArray(pb->merge, i, e != NULL ?
+		    cJSON_Duplicate(e, 1) : cJSON_CreateNull());
+	}
+	cJSON_Delete(up);
+	answer_json(r, pb->merge);
 }
 
 /* the upstream root of the storage route, as supagate reaches it */
@@ -504,8 +571,15 @@ proxy_broker_done(struct request *r, enum upstream_result res)
 {
 	struct proxy_broker	*pb = r->broker;
 
-	if (pb == NULL || res != UPSTREAM_OK || r->status < 200 ||
-	    r->status > 299)
+	if (pb == NULL || res != UPSTREAM_OK)
+		return;
+	if (pb->merge != NULL) {
+		if (r->status >= 200 && r->status <= 299)
+			store_answer(r);
+		merge_answer(r);
+		return;
+	}
+	if (r->status < 200 || r->status > 299)
 		return;
 	switch (pb->kind) {
 	case BK_SIGN:
@@ -541,6 +615,7 @@ proxy_broker_free(struct request *r)
 	free(pb->object);
 	free(pb->bucket);
 	free(pb->transform);
+	cJSON_Delete(pb->merge);
 	explicit_bzero(pb->ident, sizeof(pb->ident));
 	free(pb);
 	r->broker = NULL;

@@ -22,6 +22,11 @@ int proxy_broker_holds_body(const struct request *);
 int proxy_broker_body(struct request *, const char *, size_t);
 /* the held body is complete: PROXY_RESPOND (answered) or PROXY_CONTINUE */
 enum proxy_next proxy_broker_decide(struct request *);
+/*
+ * 1 while a batch is split between the cache and upstream: upstream's
+ * answer is collected, not relayed, and proxy_broker_done answers
+ */
+int proxy_broker_merging(const struct request *);
 /* the held body, to send upstream */
 struct sbuf *proxy_broker_held_body(struct request *);
 /* upstream's head is in r->head: rewrite a storage Location */
