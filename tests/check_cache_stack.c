@@ -1168,7 +1168,7 @@ own_state_dir(void)
 	    strerror(errno));
 }
 
-static const char *
+static char *
 own_conf(const char *rest, const char *extra)
 {
 	/* a copy: h_gate_start() reuses the h_fmt() buffers */
@@ -1191,7 +1191,7 @@ START_TEST(restart_keeps_entries)
 {
 	const char	*p = "/rest/v1/countries?select=code,name&id=lt.6"
 			    "&order=code";
-	const char	*conf;
+	char		*conf;
 	struct h_proc	 g;
 	struct h_resp	 a, b;
 	int		 st, killed;
@@ -1213,6 +1213,7 @@ START_TEST(restart_keeps_entries)
 	h_resp_free(&a);
 	h_resp_free(&b);
 	h_stop(&g, 5000, &killed);
+	free(conf);
 	run(h_fmt("rm -rf '%s'", own_state));
 }
 END_TEST
@@ -1889,7 +1890,7 @@ set_aside(void)
 START_TEST(crash_safety)
 {
 	const char	*keep = "/rest/v1/countries?select=name&order=id";
-	const char	*db, *conf;
+	char		*db, *conf;
 	static struct xfer x[CRASH_XFERS];
 	struct h_proc	 g;
 	struct h_resp	 r;
@@ -1965,6 +1966,8 @@ START_TEST(crash_safety)
 	integrity(db, "after a clean stop");
 	ck_assert_msg(!set_aside(), "the store was set aside");
 	run(h_fmt("rm -rf '%s'", own_state));
+	free(conf);
+	free(db);
 }
 END_TEST
 
