@@ -25,6 +25,7 @@
  */
 #include "config.h"
 
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -169,27 +170,69 @@ strset_add(struct strset *set, const char *v)
 
 /* ---- processes -------------------------------------------------------- */
 
-static void
-kill_all(void)
-{
-	int	i, st;
+/*
+ * What a test leaves behind when it fails: Check ends a failed test's
+ * process with _exit() and kills its process group, so the dirs are
+ * recorded in memory shared with the runner, whose teardown (after each
+ * test case; the next test of a case does it too) shows the logs and
+ * removes them.
+ */
+struct leftovers {
+	char	tdir[256];
+	char	gdirs[GATES_MAX][H_PATH_MAX];
+};
+static struct leftovers	*left;
 
-	for (i = 0; i < GATES_MAX; i++)
-		if (live_gates[i] != NULL && live_gates[i]->pid > 0) {
-			kill(live_gates[i]->pid, SIGKILL);
-			waitpid(live_gates[i]->pid, &st, 0);
-			live_gates[i]->pid = -1;
+static void
+show_tail(const char *path, size_t n)
+{
+	char	*s;
+	size_t	 len;
+
+	if ((s = h_slurp(path, &len)) == NULL)
+		return;
+	fprintf(stderr, "---- %s ----\n%s\n", path, s + (len > n ? len - n :
+	    0));
+	free(s);
+}
+
+static void
+runner_teardown(void)
+{
+	int	i, keep = getenv("H_KEEP") != NULL;
+
+	for (i = 0; i < GATES_MAX; i++) {
+		if (left->gdirs[i][0] == '\0')
+			continue;
+		show_tail(h_fmt("%s/log", left->gdirs[i]), 3000);
+		if (!keep)
+			(void)!system(h_fmt("rm -rf '%s'", left->gdirs[i]));
+		left->gdirs[i][0] = '\0';
+	}
+	if (left->tdir[0] != '\0') {
+		show_tail(h_fmt("%s/emu.log", left->tdir), 2000);
+		if (!keep)
+			(void)!system(h_fmt("rm -rf '%s'", left->tdir));
+		left->tdir[0] = '\0';
+	}
+}
+
+static void
+left_gate(const struct h_proc *g, int gone)
+{
+	int	i, free_slot = -1;
+
+	for (i = 0; i < GATES_MAX; i++) {
+		if (strcmp(left->gdirs[i], g->dir) == 0) {
+			if (gone)
+				left->gdirs[i][0] = '\0';
+			return;
 		}
-	if (fake.pid > 0) {
-		kill(fake.pid, SIGKILL);
-		waitpid(fake.pid, &st, 0);
-		fake.pid = -1;
+		if (left->gdirs[i][0] == '\0' && free_slot == -1)
+			free_slot = i;
 	}
-	if (emu_pid > 0) {
-		kill(emu_pid, SIGKILL);
-		waitpid(emu_pid, &st, 0);
-		emu_pid = -1;
-	}
+	if (!gone && free_slot != -1)
+		snprintf(left->gdirs[free_slot], H_PATH_MAX, "%s", g->dir);
 }
 
 static void
@@ -203,6 +246,7 @@ gate_start(struct h_proc *g, const char *conf)
 
 	ck_assert_msg(h_gate_start(g, conf, 0, getenv("SESSION_E2E_DEBUG") ?
 	    dbg : NULL) == 0, "supagate did not start");
+	left_gate(g, 0);
 	for (i = 0; i < GATES_MAX; i++)
 		if (live_gates[i] == NULL || live_gates[i] == g ||
 		    live_gates[i]->pid <= 0) {
@@ -224,6 +268,7 @@ gate_kill9(struct h_proc *g)
 	g->pid = -1;
 	if (getenv("H_KEEP") == NULL)
 		(void)!sh(h_fmt("rm -rf '%s'", g->dir));
+	left_gate(g, 1);
 }
 
 static void
@@ -233,6 +278,7 @@ gate_stop(struct h_proc *g, int dump)
 		return;
 	if (dump)
 		h_dump_log(g, 4000);
+	left_gate(g, 1);
 	h_stop(g, 5000, NULL);
 }
 
@@ -245,10 +291,11 @@ env_start(int with_fakeup)
 	int		 i, fd;
 
 	h_init();
+	runner_teardown();	/* what an earlier failed test left */
 	unsetenv("CREDENTIALS_DIRECTORY");
-	atexit(kill_all);
 	snprintf(tdir, sizeof(tdir), "/tmp/sge2e.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tdir));
+	snprintf(left->tdir, sizeof(left->tdir), "%s", tdir);
 	put_file("jwt-secret", h_fmt("%s\n", h_keys.secret), 0600);
 	put_file("anon.key", h_fmt("%s\n", h_keys.anon), 0600);
 	put_file("pw", PASSWORD "\n", 0600);
@@ -301,6 +348,7 @@ env_stop(void)
 	emu_port = 0;
 	if (tdir[0] != '\0' && getenv("H_KEEP") == NULL)
 		(void)!sh(h_fmt("rm -rf '%s'", tdir));
+	tdir[0] = left->tdir[0] = '\0';
 }
 
 /* ---- the emulator's control API ---------------------------------------- */
@@ -1351,6 +1399,7 @@ START_TEST(kill9_rounds)
 	};
 	struct h_proc	 g;
 	struct h_resp	 hr;
+	struct stat	 sb;
 	struct strset	 rts = { 0 }, ats = { 0 };
 	char		*snaps[64], tok[4096], last[512];
 	char		 a[512], b2[512], c[512];
@@ -1437,7 +1486,10 @@ START_TEST(kill9_rounds)
 		gate_kill9(&g);
 		ck_assert_ptr_nonnull(snaps[nsnap] = snapshot_state(
 		    &snap_len[nsnap], &nfiles));
-		ck_assert_msg(nfiles >= 2, "%s: %d files in state-dir", msg,
+		ck_assert_msg(stat(tpath("state/session"), &sb) == 0 &&
+		    stat(tpath("state/session.key"), &sb) == 0 &&
+		    stat(tpath("state/cache.db"), &sb) == 0, "%s: state-dir "
+		    "lacks session, session.key or cache.db (%d files)", msg,
 		    nfiles);
 		nsnap++;
 		emu_token_log(&rts, NULL, last, sizeof(last));
@@ -1600,9 +1652,10 @@ START_TEST(supabase_js_rls_rows)
 		src = getenv("srcdir") ? getenv("srcdir") : ".";
 	nm = getenv("SUPAGATE_NODE_MODULES");
 	h_init();
-	atexit(kill_all);
+	runner_teardown();
 	snprintf(tdir, sizeof(tdir), "/tmp/sge2e-js.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tdir));
+	snprintf(left->tdir, sizeof(left->tdir), "%s", tdir);
 	ck_assert_int_eq(mkdir(tpath("state"), 0700), 0);
 	put_file("pw", PASSWORD "\n", 0600);
 	emu_port = atoi(strrchr(auth_url, ':') + 1);
@@ -1661,8 +1714,19 @@ START_TEST(supabase_js_rls_rows)
 	gate_stop(&g, 0);
 	if (getenv("H_KEEP") == NULL)
 		(void)!sh(h_fmt("rm -rf '%s'", tdir));
+	tdir[0] = left->tdir[0] = '\0';
 }
 END_TEST
+
+static TCase *
+tc_new(Suite *s, const char *name)
+{
+	TCase	*tc = tcase_create(name);
+
+	(void)s;
+	tcase_add_unchecked_fixture(tc, NULL, runner_teardown);
+	return tc;
+}
 
 static Suite *
 e2e_suite(void)
@@ -1670,33 +1734,33 @@ e2e_suite(void)
 	Suite	*s = suite_create("session_e2e");
 	TCase	*tc;
 
-	tc = tcase_create("concurrency");
+	tc = tc_new(s, "concurrency");
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, concurrent_500_across_expiries);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("replay");
+	tc = tc_new(s, "replay");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, replay_get_not_post);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("revoke");
+	tc = tc_new(s, "revoke");
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, revoked_relogin_with_password);
 	tcase_add_test(tc, revoked_without_password);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("breaker");
+	tc = tc_new(s, "breaker");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, rate_limited_30s);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("kill9");
+	tc = tc_new(s, "kill9");
 	tcase_set_timeout(tc, 240);
 	tcase_add_test(tc, kill9_rounds);
 	suite_add_tcase(s, tc);
 
-	tc = tcase_create("supabase_js");
+	tc = tc_new(s, "supabase_js");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, supabase_js_rls_rows);
 	suite_add_tcase(s, tc);
@@ -1712,6 +1776,11 @@ main(void)
 
 	if (sodium_init() < 0)
 		return 1;
+	left = mmap(NULL, sizeof(*left), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (left == MAP_FAILED)
+		return 1;
+	memset(left, 0, sizeof(*left));
 	if (only == NULL || strcmp(only, "supabase_js") == 0)
 		stack_err = stack_start();
 	sr = srunner_create(e2e_suite());
