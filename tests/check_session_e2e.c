@@ -1023,6 +1023,10 @@ START_TEST(concurrent_500_across_expiries)
 	ck_assert_int_eq(emu_state("refresh_parent_returns"), 0);
 	ck_assert_int_eq(emu_state("refresh_family_revocations"), 0);
 	ck_assert_int_eq(emu_state("password_grants"), 1);
+	ck_assert_int_eq((int)metric(g.port,
+	    "supagate_session_refreshes_total"), emu_state("refresh_requests"));
+	ck_assert_int_eq((int)metric(g.port,
+	    "supagate_session_refresh_failures_total"), 0);
 	ck_assert_msg(L.nexps >= nreq, "%d distinct tokens for %d refreshes",
 	    L.nexps, nreq);
 	ck_assert_msg(strstr(hb, "\"state\":\"valid\"") != NULL, "%s", hb);
