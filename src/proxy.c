@@ -519,6 +519,7 @@ replay(struct request *r)
 	r->replay_pending = 0;
 	r->replayed = 1;
 	metrics.session_replays++;
+	session_token_rejected(r->authz + 7);
 	r->up_over = 0;
 	r->up_result = UPSTREAM_OK;
 	r->status = 0;
@@ -552,8 +553,11 @@ upstream_head_cb(void *arg, int status, const char *hdrs, size_t len)
 		return -1;
 	}
 	if (status == 401 && replayable(r, hdrs, len)) {
-		/* the session's token expired under us: refresh, send again */
-		session_token_rejected(r->authz + 7);
+		/*
+		 * The session's token expired under us: refresh and send
+		 * again, once this transfer is over (no new transfer may
+		 * start from inside curl's callback).
+		 */
 		r->replay_pending = 1;
 		return -1;
 	}
@@ -929,8 +933,13 @@ with_authz(struct request *r, enum proxy_next (*next)(struct request *))
 	case AUTHZ_WAIT:
 		return PROXY_WAIT;
 	case AUTHZ_LOST:
-		proxy_error(r, 503, "session_lost", "supagate has no valid "
-		    "session; sign in again with supagate login");
+		if (session_state() == SESSION_FAILED)
+			proxy_error(r, 503, "session_lost", "supagate has no "
+			    "valid session; sign in again with supagate login");
+		else
+			proxy_error(r, 503, "session_lost", "no valid session "
+			    "token right now (Auth refuses or cannot be "
+			    "reached); supagate keeps trying, retry later");
 		return PROXY_RESPOND;
 	default:
 		proxy_error(r, 503, "overloaded", "out of memory");

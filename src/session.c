@@ -19,6 +19,7 @@
 #include "conf.h"
 #include "crypto.h"
 #include "evloop.h"
+#include "jwt.h"
 #include "log.h"
 #include "metrics.h"
 #include "session.h"
@@ -956,6 +957,19 @@ take_session(void)
 	S.refresh = nr;
 	S.lifetime_s = life;
 	S.expires_ms = now + life * 1000;
+	/*
+	 * expires_in counts from when Auth answered, in whole seconds: the
+	 * token's own exp can be up to a second earlier, and is what
+	 * upstream checks.
+	 */
+	{
+		struct jwt_claims	cl;
+
+		memset(&cl, 0, sizeof(cl));
+		if (jwt_decode(at->valuestring, strlen(at->valuestring),
+		    &cl) == 0 && cl.exp > 0 && cl.exp * 1000 < S.expires_ms)
+			S.expires_ms = cl.exp * 1000;
+	}
 	if (cJSON_IsString(uid) && strlen(uid->valuestring) <
 	    sizeof(S.user_id) && token_ok(uid->valuestring,
 	    strlen(uid->valuestring)))
