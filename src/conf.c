@@ -92,9 +92,9 @@ struct lex {
 enum tok { T_WORD, T_EOS, T_EOF, T_ERR };
 
 static handler_fn	h_listen, h_expose, h_allow_from, h_allow_origin,
-			h_allow_host, h_cache_rpc;
+			h_allow_host, h_cache_rpc, h_cache_ttl_for;
 static dump_fn		d_listen, d_expose, d_allow_from, d_allow_origin,
-			d_allow_host, d_cache_rpc;
+			d_allow_host, d_cache_rpc, d_cache_ttl_for;
 
 #define CONF_V(n, t, f, mi, ma, d, fld, ch, h)				\
 	{ n, t, f, 1, mi, ma, d, offsetof(struct conf, fld), ch, NULL,	\
@@ -845,6 +845,45 @@ h_cache_rpc(struct conf *c, char **argv, char *err, size_t errlen)
 	return 0;
 }
 
+static int
+h_cache_ttl_for(struct conf *c, char **argv, char *err, size_t errlen)
+{
+	const char	*pre = argv[0];
+	uint64_t	 ms;
+
+	if (pre[0] != '/' || strpbrk(pre, " \t?#") != NULL) {
+		snprintf(err, errlen, "bad path prefix \"%.100s\" (must start "
+		    "with '/', no spaces or query)", pre);
+		return -1;
+	}
+	if (conf_parse_duration_ms(argv[1], &ms) != 0 || ms % 1000 != 0) {
+		snprintf(err, errlen, "bad duration \"%.100s\" (whole seconds, "
+		    "e.g. 30s, 5m, 1h)", argv[1]);
+		return -1;
+	}
+	if (list_full(c->ncache_ttl_for, err, errlen))
+		return -1;
+	c->cache_ttl_for = xreallocarray(c->cache_ttl_for,
+	    c->ncache_ttl_for + 1, sizeof(*c->cache_ttl_for));
+	c->cache_ttl_for[c->ncache_ttl_for].prefix = xstrdup(pre);
+	c->cache_ttl_for[c->ncache_ttl_for].ttl_s = ms / 1000;
+	c->ncache_ttl_for++;
+	return 0;
+}
+
+static void
+d_cache_ttl_for(const struct conf *c, FILE *fp)
+{
+	size_t	i;
+
+	if (c->ncache_ttl_for == 0)
+		fprintf(fp, "# cache-ttl-for (none)\n");
+	for (i = 0; i < c->ncache_ttl_for; i++)
+		fprintf(fp, "cache-ttl-for %s %llus\n",
+		    c->cache_ttl_for[i].prefix,
+		    (unsigned long long)c->cache_ttl_for[i].ttl_s);
+}
+
 static void
 d_cache_rpc(const struct conf *c, FILE *fp)
 {
@@ -1512,6 +1551,9 @@ conf_unref(struct conf *c)
 	for (i = 0; i < c->ncache_rpc; i++)
 		free(c->cache_rpc[i]);
 	free(c->cache_rpc);
+	for (i = 0; i < c->ncache_ttl_for; i++)
+		free(c->cache_ttl_for[i].prefix);
+	free(c->cache_ttl_for);
 	secret_free(c->apikey);
 	secret_free(c->jwt_secret);
 	free(c->file);

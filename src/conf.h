@@ -52,6 +52,12 @@ struct conf_cidr {
 	int		prefix;
 };
 
+/* cache-ttl-for PREFIX DURATION */
+struct conf_ttl {
+	char		*prefix;
+	uint64_t	 ttl_s;
+};
+
 struct conf_expose {
 	unsigned	methods;	/* CONF_M_* bits */
 	char		*prefix;	/* path prefix, starts with '/' */
@@ -109,6 +115,9 @@ struct conf {
 	char			**cache_rpc;	/* GET RPCs that may be cached */
 	size_t			ncache_rpc;
 	int			cache_rpc_keep;	/* POST RPC invalidates none */
+	struct conf_ttl		*cache_ttl_for;	/* per-path lifetimes */
+	size_t			ncache_ttl_for;
+	int			cache_storage_public; /* 0 on, 1 off */
 	double			sign_reuse_share;
 };
 

@@ -54,6 +54,8 @@ CONF_V("cache", CT_ENUM, 0, 0, 0, "on", cache_off, "on|off",
     "cache PostgREST reads")
 CONF_V("cache-ttl", CT_DURATION_S, 0, 0, 31536000000.0, "60s",
     cache_ttl_s, NULL, "default cache lifetime")
+CONF_H("cache-ttl-for", CF_MULTI, 2, NULL, cache_ttl_for,
+    "lifetime for paths under a prefix (the longest prefix wins)")
 CONF_V("cache-stale-while-revalidate", CT_DURATION_S, 0, 0, 31536000000.0,
     "0s", cache_swr_s, NULL, "serve stale while refreshing in background")
 CONF_V("cache-stale-if-error", CT_DURATION_S, 0, 0, 31536000000.0, "1d",
@@ -62,6 +64,8 @@ CONF_H("cache-rpc", CF_MULTI, 1, NULL, cache_rpc,
     "function whose GET results may be cached")
 CONF_V("cache-rpc-invalidate", CT_ENUM, 0, 0, 0, "all", cache_rpc_keep,
     "all|none", "what a POST to /rest/v1/rpc invalidates")
+CONF_V("cache-storage-public", CT_ENUM, 0, 0, 0, "off", cache_storage_public,
+    "on|off", "cache public Storage objects, revalidated by ETag")
 CONF_H("expose", CF_MULTI, 2, NULL, expose,
     "methods and path prefix that may pass")
 CONF_H("allow-from", CF_MULTI, 1, NULL, allow_from,

@@ -566,6 +566,10 @@ upstream_head_cb(void *arg, int status, const char *hdrs, size_t len)
 		return -1;
 	if (proxy_broker_merging(r))
 		return 0;	/* answered when the whole body is in */
+	if (proxy_cache_revalidated(r, status)) {
+		server_wake(r);
+		return -1;	/* the stored object is still current */
+	}
 	proxy_broker_head(r);
 	proxy_cache_head(r);
 	r->head_ready = 1;
@@ -821,6 +825,9 @@ start_upstream(struct request *r)
 		goto nomem;
 	if (w.graphql_profile &&
 	    add_line(&w, "Content-Profile", "graphql_public") != 0)
+		goto nomem;
+	if (proxy_cache_if_none_match(r) != NULL &&
+	    add_line(&w, "If-None-Match", proxy_cache_if_none_match(r)) != 0)
 		goto nomem;
 
 	memset(&rq, 0, sizeof(rq));

@@ -46,6 +46,8 @@ struct proxy_cache {
 	char			 write_tag[CACHE_TAG_MAX];
 	int			 write;		/* 1 table write, 2 POST rpc */
 	int			 woke;		/* the leader we waited for ended */
+	int			 storage;	/* a public Storage object */
+	int			 revalidate;	/* asked upstream If-None-Match */
 	struct request		*waiting_for;	/* our leader */
 	struct request		*followers;	/* waiting for us */
 	struct request		*next_follower;
@@ -135,6 +137,27 @@ cacheable_path(const struct conf *c, const char *path)
 	}
 	return strchr(sub, '/') == NULL;
 }
+
+/* the lifetime for path: the longest cache-ttl-for prefix, else cache-ttl */
+static uint64_t
+ttl_for(const struct conf *c, const char *path)
+{
+	size_t		i, best = 0;
+	uint64_t	ttl = c->cache_ttl_s;
+
+	for (i = 0; i < c->ncache_ttl_for; i++) {
+		size_t	n = strlen(c->cache_ttl_for[i].prefix);
+
+		if (n > best && strncmp(path, c->cache_ttl_for[i].prefix,
+		    n) == 0) {
+			best = n;
+			ttl = c->cache_ttl_for[i].ttl_s;
+		}
+	}
+	return ttl;
+}
+
+#define STORAGE_PUBLIC	"/storage/v1/object/public/"
 
 static const char *
 schema_of(struct request *r, const char *header)
@@ -295,12 +318,22 @@ lookup(struct request *r)
 					    __func__);
 				return PC_ANSWERED;
 			case CACHE_STALE_SIE:
+			case CACHE_EXPIRED:
+				/*
+				 * Kept for stale-if-error, and for Storage
+				 * objects to revalidate with their ETag.
+				 */
 				store_entry_fini(&pc->stale);
 				pc->stale = e;
 				pc->have_stale = 1;
-				break;
-			case CACHE_EXPIRED:
-				store_entry_fini(&e);
+				pc->revalidate = pc->storage &&
+				    e.etag[0] != '\0' &&
+				    server_header(r, "If-None-Match") == NULL;
+				if (cache_freshness(e.stored_at, &pol, now) ==
+				    CACHE_EXPIRED && !pc->revalidate) {
+					store_entry_fini(&pc->stale);
+					pc->have_stale = 0;
+				}
 				break;
 			}
 		}
@@ -333,6 +366,99 @@ pc_new(struct request *r)
 	return pc;
 }
 
+/*
+ * GET and HEAD of public Storage objects (cache-storage-public on): one
+ * entry for everyone, revalidated with the object's ETag once stale.
+ * Ranged requests pass.
+ */
+static enum pc_next
+storage_begin(struct request *r)
+{
+	const struct conf	*c = r->conf;
+	struct proxy_cache	*pc;
+	struct cache_key_in	 in;
+	struct sbuf		 canon;
+
+	if (c->cache_storage_public != 0 ||
+	    (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) ||
+	    strncmp(r->path, STORAGE_PUBLIC, strlen(STORAGE_PUBLIC)) != 0 ||
+	    r->path[strlen(STORAGE_PUBLIC)] == '\0' ||
+	    server_header(r, "Range") != NULL)
+		return PC_UPSTREAM;
+	if ((pc = pc_new(r)) == NULL)
+		return PC_UPSTREAM;
+	pc->storage = 1;
+	r->cache_result = "PASS";
+	pc->directive = cache_request_directive(server_header(r,
+	    "Cache-Control"), server_header(r, "Pragma"));
+	if (pc->directive == CACHE_REQ_NO_STORE) {
+		pc->bypass = 1;
+		return PC_UPSTREAM;
+	}
+	snprintf(pc->tags[0], sizeof(pc->tags[0]), "storage:%s",
+	    r->path + strlen(STORAGE_PUBLIC));
+	pc->ntags = 1;
+	sbuf_init(&canon, PC_QUERY_MAX);
+	if (cache_canon_query(r->query, &canon) != 0) {
+		sbuf_fini(&canon);
+		pc->bypass = 1;
+		return PC_UPSTREAM;
+	}
+	memset(&in, 0, sizeof(in));
+	in.method = r->method;
+	in.path = r->path;
+	in.canon_query = sbuf_str(&canon);
+	in.accept = server_header(r, "Accept");
+	in.identity = "public";
+	cache_key(&in, pc->key);
+	sbuf_fini(&canon);
+	return lookup(r);
+}
+
+const char *
+proxy_cache_if_none_match(struct request *r)
+{
+	struct proxy_cache	*pc = r->cache;
+
+	return pc != NULL && pc->revalidate ? pc->stale.etag : NULL;
+}
+
+int
+proxy_cache_revalidated(struct request *r, int status)
+{
+	struct proxy_cache	*pc = r->cache;
+	struct store_entry	*e;
+	char			 cc[1024];
+	int64_t			 now = evloop_wall_s();
+
+	if (pc == NULL || !pc->revalidate || status != 304)
+		return 0;
+	/* still current: serve what we hold, fresh again for its ttl */
+	e = &pc->stale;
+	if (policy_head_value(sbuf_str(&r->head), "Cache-Control", cc,
+	    sizeof(cc)) == 0 && strstr(cc, "max-age=") != NULL)
+		e->ttl_s = strtoull(strstr(cc, "max-age=") + 8, NULL, 10);
+	e->stored_at = now;
+	(void)store_put(st, pc->key, r->path, e, pc->tags, pc->ntags);
+	r->head.len = 0;
+	answer(r, e, NULL, now);
+	r->cache_result = "HIT";
+	/* replace the hit's Cache-Status: this one was checked upstream */
+	{
+		char	*at = strstr(r->head.s, "Cache-Status: ");
+
+		if (at != NULL) {
+			r->head.len = (size_t)(at - r->head.s);
+			r->head.s[r->head.len] = '\0';
+		}
+	}
+	sbuf_printf(&r->head, "Cache-Status: supagate; fwd=stale; "
+	    "fwd-status=304; stored\r\n");
+	metrics.cache_hits++;
+	release_followers(r);
+	return 1;
+}
+
 enum pc_next
 proxy_cache_begin(struct request *r)
 {
@@ -343,7 +469,11 @@ proxy_cache_begin(struct request *r)
 	char			 ident[PC_IDENT_MAX], *select;
 	int			 n;
 
-	if (st == NULL || r->route != POLICY_ROUTE_REST)
+	if (st == NULL)
+		return PC_UPSTREAM;
+	if (r->route == POLICY_ROUTE_STORAGE)
+		return storage_begin(r);
+	if (r->route != POLICY_ROUTE_REST)
 		return PC_UPSTREAM;
 	if (strcmp(r->method, "POST") == 0 || strcmp(r->method, "PATCH") == 0 ||
 	    strcmp(r->method, "PUT") == 0 || strcmp(r->method, "DELETE") == 0) {
@@ -434,7 +564,7 @@ proxy_cache_head(struct request *r)
 	struct proxy_cache	*pc = r->cache;
 	const struct conf	*c = r->conf;
 	struct cache_resp_in	 in;
-	char			 cc[1024], len[32];
+	char			 cc[1024], len[256];
 	long			 n;
 
 	if (pc == NULL)
@@ -462,10 +592,29 @@ proxy_cache_head(struct request *r)
 	    "Set-Cookie", len, sizeof(len)) == 0;
 	in.has_vary_star = policy_head_value(sbuf_str(&r->head), "Vary",
 	    len, sizeof(len)) == 0 && strchr(len, '*') != NULL;
-	in.default_ttl_s = c->cache_ttl_s;
+	in.default_ttl_s = ttl_for(c, r->path);
 	in.swr_s = c->cache_swr_s;
 	in.sie_s = c->cache_sie_s;
 	cache_response_policy(&in, &pc->policy);
+	if (pc->storage) {
+		/*
+		 * Objects are kept even when they must be revalidated
+		 * every time (no-cache): the ETag makes that cheap.
+		 */
+		pc->policy.storable = r->status == 200 && !in.has_set_cookie &&
+		    (in.cache_control == NULL ||
+		    (strstr(in.cache_control, "no-store") == NULL &&
+		    strstr(in.cache_control, "private") == NULL)) &&
+		    policy_head_value(sbuf_str(&r->head), "ETag", len,
+		    sizeof(len)) == 0;
+		if (pc->policy.ttl_s == 0 || in.cache_control == NULL ||
+		    strstr(in.cache_control, "no-cache") != NULL)
+			pc->policy.ttl_s = in.cache_control != NULL &&
+			    strstr(in.cache_control, "max-age=") != NULL &&
+			    strstr(in.cache_control, "no-cache") == NULL ?
+			    strtoull(strstr(in.cache_control, "max-age=") + 8,
+			    NULL, 10) : 0;
+	}
 	if (pc->store && pc->policy.storable &&
 	    (policy_head_value(sbuf_str(&r->head), "Content-Length", len,
 	    sizeof(len)) != 0 || strtoull(len, NULL, 10) <=

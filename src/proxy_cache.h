@@ -42,6 +42,10 @@ void proxy_cache_done(struct request *, enum upstream_result);
 int proxy_cache_stale(struct request *, const char *why);
 /* make d, a background refresh of src's entry, store and lead; 0/-1 */
 int proxy_cache_adopt(struct request *d, struct request *src);
+/* the If-None-Match to send when revalidating a stored object, or NULL */
+const char *proxy_cache_if_none_match(struct request *);
+/* upstream said 304 to our revalidation: answered from the store; 1 */
+int proxy_cache_revalidated(struct request *, int status);
 /* the request is freed */
 void proxy_cache_free(struct request *);
 /* POST /_supagate/purge?tag=|prefix=|all=1: JSON answer into r */

@@ -300,6 +300,9 @@ START_TEST(good_values)
 	    "state-dir /var/tmp/sg\n"
 	    "ca-file ca.pem\n"
 	    "cache-ttl 5m\n"
+	    "cache-ttl-for /rest/v1/countries 1h\n"
+	    "cache-rpc hello\n"
+	    "cache-storage-public on\n"
 	    "expose GET,HEAD /rest/v1/\n"
 	    "expose * /functions/v1/hello\n"
 	    "expose post,Patch,DELETE,PUT,OPTIONS /rest/v1/todos\n"
@@ -380,6 +383,9 @@ START_TEST(good_values)
 	HAS(out, "allow-from 192.168.1.0/24\n");
 	HAS(out, "upstream-timeout 250ms\n");
 	HAS(out, "cache-ttl 5m\n");
+	HAS(out, "cache-ttl-for /rest/v1/countries 3600s\n");
+	HAS(out, "cache-rpc hello\n");
+	HAS(out, "cache-storage-public on\n");
 	HAS(out, "max-body-size 100M\n");
 	HAS(out, "service-key-file sec\n");
 	HASNT(out, SEC);
@@ -419,6 +425,11 @@ static const struct {
 	{ "cache-ttl 250ms", "not a whole number of seconds" },
 	{ "cache-ttl -5s", "cache-ttl: bad value \"-5s\"" },
 	{ "cache-ttl 400d", "out of range" },
+	{ "cache-ttl-for rest 1h", "bad path prefix" },
+	{ "cache-ttl-for /rest/v1/x 5q", "bad duration" },
+	{ "cache-ttl-for /rest/v1/x 250ms", "bad duration" },
+	{ "cache-rpc \"a b\"", "is not a function name" },
+	{ "cache-storage-public maybe", "is not one of" },
 	{ "upstream-timeout 10", "" },	/* placeholder: fine, see below */
 	{ "upstream-timeout 50ms", "out of range" },
 	{ "upstream-timeout 2d", "out of range" },

@@ -1136,6 +1136,8 @@ fx_swr(void)
 	    "upstream @UP@\n"
 	    "anon-key-file @DIR@/anon.key\n"
 	    "cache-ttl 1s\n"
+	    "cache-ttl-for /rest/v1/lo 1m\n"
+	    "cache-ttl-for /rest/v1/long 1h\n"
 	    "cache-stale-while-revalidate 1h\n", up.port);
 }
 
@@ -1196,6 +1198,27 @@ START_TEST(stale_while_revalidate)
 	}
 	ck_assert_msg(fresh, "no fresh hit after the refresh: %s", v);
 	ck_assert_int_eq(upstream_count("t=swr-1"), 2);
+}
+END_TEST
+
+/* cache-ttl-for: the longest matching prefix sets the lifetime */
+START_TEST(ttl_per_prefix)
+{
+	char	v[256];
+
+	cache_status("/rest/v1/long?t=ttl-1", v, sizeof(v));
+	ck_assert_msg(strstr(v, "fwd=miss") != NULL, "%s", v);
+	cache_status("/rest/v1/long?t=ttl-1", v, sizeof(v));
+	ck_assert_msg(strstr(v, "hit; ttl=3600") != NULL ||
+	    strstr(v, "hit; ttl=3599") != NULL, "%s", v);
+	cache_status("/rest/v1/lox?t=ttl-2", v, sizeof(v));
+	cache_status("/rest/v1/lox?t=ttl-2", v, sizeof(v));
+	ck_assert_msg(strstr(v, "hit; ttl=60") != NULL ||
+	    strstr(v, "hit; ttl=59") != NULL, "%s", v);
+	cache_status("/rest/v1/echo?t=ttl-3", v, sizeof(v));
+	cache_status("/rest/v1/echo?t=ttl-3", v, sizeof(v));
+	ck_assert_msg(strstr(v, "ttl=1") != NULL || strstr(v, "ttl=0") !=
+	    NULL || strstr(v, "stale") != NULL, "%s", v);
 }
 END_TEST
 
@@ -1272,6 +1295,7 @@ suite(void)
 
 	t = tc(s, "swr", fx_swr, 30);
 	tcase_add_test(t, stale_while_revalidate);
+	tcase_add_test(t, ttl_per_prefix);
 	tcase_add_test(t, survives);
 	return s;
 }

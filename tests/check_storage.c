@@ -1020,6 +1020,76 @@ END_TEST
 
 /* ---- supabase-js ----------------------------------------------------- */
 
+/*
+ * cache-storage-public on: a public object is stored with its ETag.
+ * With max-age it is a plain hit; with no-cache every read asks
+ * upstream If-None-Match and a 304 is answered from the store; a write
+ * through supagate changes what is served.
+ */
+START_TEST(public_objects_cached)
+{
+	const char	*ma = "/storage/v1/object/public/pubc/ma.txt";
+	const char	*nc = "/storage/v1/object/public/pubc/nc.txt";
+	struct h_resp	 r;
+	int		 i;
+
+	put_text(SERVICE, "pubc", "nc.txt", "no-cache v1", 1);
+	{
+		struct h_opts	 o;
+		const char	*hv[] = { h_fmt("Authorization: Bearer %s",
+				    service_key), "Content-Type: text/plain",
+				    "Cache-Control: max-age=3600",
+				    "x-upsert: true", NULL };
+
+		memset(&o, 0, sizeof(o));
+		o.hdrs = hv;
+		o.body = "max-age v1";
+		o.body_len = 10;
+		o.has_body = 1;
+		ck_assert_int_eq(h_req(&r, storage_port, "POST",
+		    "/object/pubc/ma.txt", &o), 0);
+		ck_assert_int_eq(r.status, 200);
+		h_resp_free(&r);
+	}
+	emu_clear_log();
+	for (i = 0; i < 3; i++) {
+		sreq(&r, NOKEY, "GET", ma, NULL, NULL);
+		ck_assert_int_eq(r.status, 200);
+		ck_assert_str_eq(r.body, "max-age v1");
+		ck_assert_msg(strstr(hdr(&r, "Cache-Status"), i == 0 ?
+		    "fwd=miss" : "supagate; hit") != NULL, "read %d: %s", i,
+		    hdr(&r, "Cache-Status"));
+		h_resp_free(&r);
+	}
+	ck_assert_int_eq(emu_count("GET", "/object/public/pubc/ma.txt"), 1);
+	for (i = 0; i < 3; i++) {
+		sreq(&r, NOKEY, "GET", nc, NULL, NULL);
+		ck_assert_int_eq(r.status, 200);
+		ck_assert_str_eq(r.body, "no-cache v1");
+		ck_assert_msg(strstr(hdr(&r, "Cache-Status"), i == 0 ?
+		    "fwd=miss" : "fwd-status=304") != NULL, "read %d: %s", i,
+		    hdr(&r, "Cache-Status"));
+		h_resp_free(&r);
+	}
+	/* every no-cache read asked upstream, the later ones conditionally */
+	ck_assert_int_eq(emu_count("GET", "/object/public/pubc/nc.txt"), 3);
+	/* a new version written through supagate is what is served */
+	put_text(USER_A, "pubc", "nc.txt", "no-cache v2", 1);
+	sreq(&r, NOKEY, "GET", nc, NULL, NULL);
+	ck_assert_str_eq(r.body, "no-cache v2");
+	h_resp_free(&r);
+	/* ranged reads pass through */
+	{
+		const char	*rg[] = { "Range: bytes=0-1", NULL };
+
+		sreq(&r, NOKEY, "GET", ma, rg, NULL);
+		ck_assert_int_eq(r.status, 206);
+		ck_assert_str_eq(r.body, "ma");
+		h_resp_free(&r);
+	}
+}
+END_TEST
+
 START_TEST(supabase_js)
 {
 	const char	*nm = getenv("SUPAGATE_NODE_MODULES");
@@ -1208,6 +1278,8 @@ setup(void)
 	    "\"public\":false}");
 	emu_setup("POST", "/bucket", "{\"id\":\"priv\",\"name\":\"priv\","
 	    "\"public\":false}");
+	emu_setup("POST", "/bucket", "{\"id\":\"pubc\",\"name\":\"pubc\","
+	    "\"public\":true}");
 
 	if (h_gate_start(&gate, h_fmt(
 	    "listen 127.0.0.1:0\n"
@@ -1218,6 +1290,7 @@ setup(void)
 	    "anon-key-file %s\n"
 	    "jwt-secret-file %s\n"
 	    "storage-max-body-size 2G\n"
+	    "cache-storage-public on\n"
 	    "sign-reuse-share 0.5\n",
 	    rest_url, auth_url, storage_url, anon_key_file, jwt_secret_file),
 	    0, NULL) == -1)
@@ -1250,6 +1323,11 @@ storage_suite(void)
 	tcase_add_test(tc, broker_per_user);
 	tcase_add_test(tc, broker_batch_cached);
 	tcase_add_test(tc, broker_batch_mixed);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("public_objects");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, public_objects_cached);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("supabase_js");
