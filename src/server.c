@@ -578,8 +578,18 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 			return respond(s);
 		}
 		next = proxy_begin(s->r, method, version, conn_peer(c));
-		if (next == PROXY_RESPOND)
+		/*
+		 * A bodyless request answered at once (cache hits, most
+		 * errors) is answered on the next call: libmicrohttpd
+		 * closes the connection after a response queued on the
+		 * first one.
+		 */
+		if (next == PROXY_RESPOND && (server_header(s->r,
+		    "Content-Length") != NULL ||
+		    server_header(s->r, "Transfer-Encoding") != NULL))
 			return respond(s);
+		if (next == PROXY_RESPOND)
+			return MHD_YES;
 		/* answered at once (cache hits, errors): no watch needed */
 		watch(s);
 		return MHD_YES;
