@@ -80,7 +80,7 @@ CONF_V("functions-timeout", CT_DURATION_MS, 0, 100, 86400000.0, "150s",
     functions_timeout_ms, NULL, "Edge Functions response timeout")
 CONF_V("connect-timeout", CT_DURATION_MS, 0, 100, 3600000.0, "10s",
     connect_timeout_ms, NULL, "upstream connect timeout")
-CONF_V("max-header-size", CT_SIZE, 0, 1024, 1048576.0, "32k",
+CONF_V("max-header-size", CT_SIZE, 0, 1024, 1048576.0, "16k",
     max_header_size, NULL, "largest request header block")
 CONF_V("max-body-size", CT_SIZE, 0, 0, 1099511627776.0, "10M",
     max_body_size, NULL, "largest request body (not storage)")

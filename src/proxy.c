@@ -918,8 +918,11 @@ decide_authz(struct request *r)
 			goto out;
 		snprintf(r->authz, strlen(tok) + 8, "Bearer %s", tok);
 		r->authz_session = 1;
-	} else if (pol == 1 && (r->authz = strdup(authz)) == NULL)
-		goto out;
+	} else if (pol == 1) {
+		if ((r->authz = strdup(authz)) == NULL)
+			goto out;
+		r->authz_own = authz != client_authz;
+	}
 	ret = 0;
  out:
 	if (buf != NULL) {

@@ -73,6 +73,7 @@ struct request {
 	int			 client_gone;	/* the client hung up */
 	char			*authz;		/* Authorization sent upstream */
 	int			 authz_session;	/* authz holds the session's token */
+	int			 authz_own;	/* authz is supagate's own key */
 	int			 session_wait;	/* waiting for a sign-in/refresh */
 	int			 session_ready;	/* ... which has ended */
 	int			 replay_pending; /* 401: send again when over */

@@ -181,8 +181,11 @@ proxy_cache_identity(struct request *r, char *out, size_t outlen)
 	struct jwt_claims	 cl;
 	const char		*a = r->authz, *tok;
 
-	if (a == NULL) {
-		/* no Authorization: the apikey alone decides the role */
+	if (a == NULL || r->authz_own) {
+		/*
+		 * No Authorization, or supagate's own key as the bearer:
+		 * the key alone decides the role (no need to verify it)
+		 */
 		cache_identity(c->apikey->buf, 0, NULL, NULL, out, outlen);
 		return;
 	}

@@ -256,7 +256,7 @@ START_TEST(defaults)
 	ck_assert(c->upstream_timeout_ms == 60000);
 	ck_assert(c->functions_timeout_ms == 150000);
 	ck_assert(c->connect_timeout_ms == 10000);
-	ck_assert(c->max_header_size == 32768);
+	ck_assert(c->max_header_size == 16384);
 	ck_assert(c->max_body_size == 10485760);
 	ck_assert(c->storage_max_body_size == 5368709120ULL);
 	ck_assert(c->max_connections == 1024);
