@@ -660,6 +660,336 @@ START_TEST(rate_limit_breaker)
 }
 END_TEST
 
+/*
+ * The /token calls in the emulator's log: grant type, status (-1: no
+ * answer), whether a fault answered, and the refresh token sent.
+ */
+struct tcall {
+	char	grant[32];
+	int	status;
+	int	faulted;
+	char	rt[128];
+};
+#define TCALLS_MAX	64
+
+static int
+token_log(struct tcall *out, int max)
+{
+	char	*b = emu("GET", "/_emu/requests", NULL);
+	cJSON	*j = cJSON_Parse(b), *e, *sp, *v, *q;
+	int	 n = 0;
+
+	ck_assert_ptr_nonnull(j);
+	cJSON_ArrayForEach(e, j) {
+		sp = cJSON_GetObjectItem(e, "service_path");
+		if (!cJSON_IsString(sp) || strcmp(sp->valuestring, "/token"))
+			continue;
+		ck_assert_int_lt(n, max);
+		memset(&out[n], 0, sizeof(out[n]));
+		q = cJSON_GetObjectItem(cJSON_GetObjectItem(e, "query"),
+		    "grant_type");
+		if (cJSON_IsString(q))
+			snprintf(out[n].grant, sizeof(out[n].grant), "%s",
+			    q->valuestring);
+		v = cJSON_GetObjectItem(e, "status");
+		out[n].status = cJSON_IsNumber(v) ? v->valueint : -1;
+		out[n].faulted = cJSON_IsString(cJSON_GetObjectItem(e,
+		    "fault"));
+		v = cJSON_GetObjectItem(e, "body");
+		if (cJSON_IsString(v))
+			h_json_str(v->valuestring, "refresh_token", out[n].rt,
+			    sizeof(out[n].rt));
+		n++;
+	}
+	cJSON_Delete(j);
+	free(b);
+	return n;
+}
+
+/* every call a refresh_token grant with the same refresh token */
+static void
+assert_same_refresh(const struct tcall *tc, int n)
+{
+	int	i;
+
+	for (i = 0; i < n; i++) {
+		ck_assert_msg(strcmp(tc[i].grant, "refresh_token") == 0,
+		    "/token call %d is a %s grant", i, tc[i].grant);
+		ck_assert_msg(strlen(tc[i].rt) > 8 && strcmp(tc[i].rt,
+		    tc[0].rt) == 0, "/token call %d sent another refresh "
+		    "token", i);
+	}
+}
+
+/*
+ * 409 conflict: retried once at once; a second 409 in a row is then a
+ * transient failure (backoff, the current token stays in use).
+ */
+static int	cphase, saw_backoff;
+
+static int
+conflict_step(void)
+{
+	struct tcall	 tc[TCALLS_MAX];
+	const char	*t;
+	int		 n, w;
+
+	ck_assert_msg(session_state() != SESSION_FAILED, "failed: %s",
+	    health());
+	if (cphase == 0)	/* one 409: the refresh succeeds on the retry */
+		return metrics.session_refreshes >= 1 &&
+		    session_state() == SESSION_VALID;
+	/*
+	 * two 409s: after the retry, no third call at once but a backoff,
+	 * with the current token still served
+	 */
+	if (!saw_backoff && session_state() == SESSION_VALID &&
+	    strstr(health(), "\"last_error\":\"conflict\"") != NULL) {
+		n = token_log(tc, TCALLS_MAX);
+		if (n == 2 && tc[0].status == 409 && tc[1].status == 409) {
+			saw_backoff = 1;
+			t = session_token(NULL, NULL, &w);
+			ck_assert_ptr_nonnull(t);
+			ck_assert_str_eq(t, old_tok);
+		}
+	}
+	return metrics.session_refreshes >= 2 &&
+	    session_state() == SESSION_VALID;
+}
+
+START_TEST(conflict_retried_once)
+{
+	struct tcall	 tc[TCALLS_MAX];
+	const char	*t;
+	int		 n, w;
+
+	emu_start();
+	seed_user();
+	emu_do("POST", "/_emu/config", "{\"token_lifetime\":4}");
+	C = load_conf(h_fmt(PW_LINES, tdir));
+	up();
+	ck_assert_msg(run(is_valid, 15000), "not signed in: %s", health());
+	/* the next token lives 10 s: a backoff fits in its last second */
+	emu_do("POST", "/_emu/config", "{\"token_lifetime\":10}");
+
+	/* one 409 conflict: exactly two /token calls, one rotation */
+	emu_do("DELETE", "/_emu/requests", NULL);
+	emu_do("POST", "/_emu/fault", "{\"mode\":\"status\",\"status\":409,"
+	    "\"error_code\":\"conflict\",\"path\":\"/token\",\"count\":1}");
+	ck_assert_ptr_nonnull(t = session_token(NULL, NULL, &w));
+	snprintf(old_tok, sizeof(old_tok), "%s", t);
+	cphase = 0;
+	ck_assert_msg(run(conflict_step, 20000), "no refresh: %s", health());
+	n = token_log(tc, TCALLS_MAX);
+	ck_assert_msg(n == 2, "%d /token calls for one 409", n);
+	ck_assert(tc[0].faulted && tc[0].status == 409);
+	ck_assert(!tc[1].faulted && tc[1].status == 200);
+	assert_same_refresh(tc, n);
+	ck_assert_ptr_nonnull(t = session_token(NULL, NULL, &w));
+	ck_assert_str_ne(t, old_tok);
+	ck_assert_int_eq((int)emu_state("password_grants"), 1);
+	ck_assert_int_eq((int)emu_state("refresh_rotations"), 1);
+	ck_assert_int_eq((int)emu_state("refresh_failures"), 0);
+	ck_assert_int_eq(metrics.session_logins, 1);
+	ck_assert_int_eq(metrics.session_refreshes, 1);
+	ck_assert_int_eq(metrics.session_refresh_failures, 1);
+	ck_assert_ptr_null(strstr(health(), "last_error"));
+
+	/*
+	 * two 409s in a row: one retry, then the backoff of any transient
+	 * failure (supagate.8: "A 409 conflict is retried once"), no
+	 * sign-in, no failed state; the next attempt succeeds
+	 */
+	emu_do("DELETE", "/_emu/requests", NULL);
+	emu_do("POST", "/_emu/fault", "{\"mode\":\"status\",\"status\":409,"
+	    "\"error_code\":\"conflict\",\"path\":\"/token\",\"count\":2}");
+	snprintf(old_tok, sizeof(old_tok), "%s", t);
+	cphase = 1;
+	saw_backoff = 0;
+	ck_assert_msg(run(conflict_step, 25000), "no refresh: %s", health());
+	ck_assert_msg(saw_backoff, "no backoff with the current token after "
+	    "the retried 409");
+	n = token_log(tc, TCALLS_MAX);
+	ck_assert_msg(n == 3, "%d /token calls for two 409s", n);
+	ck_assert(tc[0].faulted && tc[0].status == 409);
+	ck_assert(tc[1].faulted && tc[1].status == 409);
+	ck_assert(!tc[2].faulted && tc[2].status == 200);
+	assert_same_refresh(tc, n);
+	ck_assert_ptr_nonnull(t = session_token(NULL, NULL, &w));
+	ck_assert_str_ne(t, old_tok);
+	ck_assert_int_eq((int)emu_state("password_grants"), 1);
+	ck_assert_int_eq((int)emu_state("refresh_rotations"), 2);
+	ck_assert_int_eq(metrics.session_logins, 1);
+	ck_assert_int_eq(metrics.session_refreshes, 2);
+	ck_assert_int_eq(metrics.session_refresh_failures, 3);
+	down();
+	emu_stop();
+}
+END_TEST
+
+/*
+ * Network failure or 5xx on /token for a window shorter than the
+ * token's remaining life: retries back off (0.5 s doubling up to 60 s,
+ * plus up to 25% jitter), requests keep the current token, and once the
+ * fault is gone the session refreshes without a password sign-in.
+ */
+#define BO_LIFETIME_S	20	/* refresh at 16 s, usable until 19 s */
+#define BO_WINDOW_MS	2000
+#define BO_MIN_MS	500
+#define BO_MAX_MS	60000
+
+/* at most this many calls fit in ms: the first, then the shortest waits */
+static int
+max_attempts(int64_t ms)
+{
+	int64_t	t = 0, d = BO_MIN_MS;
+	int	n = 1;
+
+	while (t + d <= ms) {
+		t += d;
+		n++;
+		d = d * 2 > BO_MAX_MS ? BO_MAX_MS : d * 2;
+	}
+	return n;
+}
+
+static int	bophase, bo_arg, bo_waits, bo_released, bo_released_null,
+		bo_served_old, bo_faulted;
+static int64_t	bo_start;
+
+static void
+bo_cb(void *arg)
+{
+	const char	*t;
+	int		 w;
+
+	(void)arg;
+	bo_released++;
+	t = session_token(NULL, NULL, &w);
+	if (t == NULL)
+		bo_released_null++;
+	else if (bophase == 1) {
+		ck_assert_str_eq(t, old_tok);
+		bo_served_old++;
+	}
+}
+
+static int
+bo_step(void)
+{
+	struct tcall	 tc[TCALLS_MAX];
+	const char	*t;
+	int		 i, n, w;
+
+	ck_assert_msg(session_state() != SESSION_FAILED, "failed: %s",
+	    health());
+	/* requests keep coming: they must not cause /token calls */
+	for (i = 0; i < 10; i++) {
+		t = session_token(bo_cb, &bo_arg, &w);
+		if (t == NULL) {
+			ck_assert_msg(w, "phase %d: no token and no wait: %s",
+			    bophase, health());
+			bo_waits++;
+		} else if (bophase <= 1) {
+			ck_assert_str_eq(t, old_tok);
+			bo_served_old++;
+		}
+	}
+	switch (bophase) {
+	case 0:		/* until the refresh meets the fault */
+		n = token_log(tc, TCALLS_MAX);
+		if (n > 0 && tc[0].faulted) {
+			bo_start = evloop_now_ms();
+			bophase = 1;
+		}
+		return 0;
+	case 1:		/* the window */
+		if (evloop_now_ms() - bo_start < BO_WINDOW_MS)
+			return 0;
+		emu_do("POST", "/_emu/fault", "{\"mode\":\"none\"}");
+		bophase = 2;
+		return 0;
+	default:	/* the fault is gone: one more call, a success */
+		return metrics.session_refreshes >= 1 &&
+		    session_state() == SESSION_VALID;
+	}
+}
+
+static void
+backoff_case(const char *fault, int want_status)
+{
+	struct tcall	 tc[TCALLS_MAX];
+	const char	*t;
+	int		 n, i, bound;
+
+	emu_start();
+	seed_user();
+	emu_do("POST", "/_emu/config", h_fmt("{\"token_lifetime\":%d}",
+	    BO_LIFETIME_S));
+	C = load_conf(h_fmt(PW_LINES, tdir));
+	up();
+	ck_assert_msg(run(is_valid, 15000), "not signed in: %s", health());
+	ck_assert_ptr_nonnull(t = session_token(NULL, NULL, &i));
+	snprintf(old_tok, sizeof(old_tok), "%s", t);
+	emu_do("DELETE", "/_emu/requests", NULL);
+	emu_do("POST", "/_emu/fault", fault);
+	bophase = 0;
+	ck_assert_msg(run(bo_step, BO_LIFETIME_S * 1000 + 20000),
+	    "phase %d: %s", bophase, health());
+
+	n = token_log(tc, TCALLS_MAX);
+	for (i = 0; i < n && tc[i].faulted; i++)
+		ck_assert_msg(tc[i].status == want_status, "faulted call %d: "
+		    "status %d", i, tc[i].status);
+	bo_faulted = i;
+	/*
+	 * the window, plus a poll step of slack at either end; jitter only
+	 * lengthens the waits, so this is an upper bound
+	 */
+	bound = max_attempts(BO_WINDOW_MS + 100);
+	fprintf(stderr, "backoff %s: %d failed /token calls in a %d ms "
+	    "window (bound %d), %d requests served the old token, %d "
+	    "waited\n", fault, bo_faulted, BO_WINDOW_MS, bound,
+	    bo_served_old, bo_waits);
+	ck_assert_msg(bo_faulted >= 2, "%d failed /token calls: no retry "
+	    "within %d ms", bo_faulted, BO_WINDOW_MS);
+	ck_assert_msg(bo_faulted <= bound, "%d failed /token calls in "
+	    "%d ms: more than the backoff allows (%d)", bo_faulted,
+	    BO_WINDOW_MS, bound);
+	/* then exactly one call, the successful refresh */
+	ck_assert_msg(n == bo_faulted + 1, "%d /token calls, %d failed", n,
+	    bo_faulted);
+	ck_assert(!tc[n - 1].faulted && tc[n - 1].status == 200);
+	assert_same_refresh(tc, n);
+	ck_assert_ptr_nonnull(t = session_token(NULL, NULL, &i));
+	ck_assert_str_ne(t, old_tok);
+	ck_assert_int_gt(bo_served_old, 0);
+	ck_assert_int_eq(bo_released, bo_waits);	/* nobody left waiting */
+	ck_assert_int_eq(bo_released_null, 0);
+	ck_assert_int_eq((int)emu_state("password_grants"), 1);
+	ck_assert_int_eq((int)emu_state("refresh_rotations"), 1);
+	ck_assert_int_eq((int)emu_state("refresh_failures"), 0);
+	ck_assert_int_eq(metrics.session_logins, 1);
+	ck_assert_int_eq(metrics.session_refreshes, 1);
+	ck_assert_int_eq(metrics.session_refresh_failures, bo_faulted);
+	ck_assert_ptr_null(strstr(health(), "last_error"));
+	down();
+	emu_stop();
+}
+
+START_TEST(network_down_backoff)
+{
+	backoff_case("{\"mode\":\"down\",\"path\":\"/token\"}", -1);
+}
+END_TEST
+
+START_TEST(status_503_backoff)
+{
+	backoff_case("{\"mode\":\"status\",\"status\":503,"
+	    "\"path\":\"/token\"}", 503);
+}
+END_TEST
+
 START_TEST(nothing_to_start_from)
 {
 	emu_start();
@@ -762,6 +1092,17 @@ session_suite(void)
 	tc = tcase_create("breaker");
 	tcase_set_timeout(tc, 90);
 	tcase_add_test(tc, rate_limit_breaker);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("conflict");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, conflict_retried_once);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("backoff");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, network_down_backoff);
+	tcase_add_test(tc, status_503_backoff);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("login");

@@ -805,7 +805,10 @@ export function createAuth(opts) {
 		const fault = control.takeFault(url.pathname, p);
 		if (fault) entry.fault = fault.mode;
 		const consumed = await applyFault(fault, req, res,
-			(r, status) => sendJson(r, status, { code: status, error_code: 'unexpected_failure', msg: 'emulated upstream fault' }, { 'x-sb-error-code': 'unexpected_failure' }),
+			(r, status, f) => f.error_code
+				// e.g. 409 conflict, GoTrue's answer to concurrent refreshes of one session
+				? sendError(req, r, new HttpErr(status, f.error_code, f.message || 'emulated upstream fault'))
+				: sendJson(r, status, { code: status, error_code: 'unexpected_failure', msg: 'emulated upstream fault' }, { 'x-sb-error-code': 'unexpected_failure' }),
 			(r, retry) => {
 				r.setHeader('Retry-After', retry);
 				sendError(req, r, new HttpErr(429, 'over_request_rate_limit', 'Request rate limit reached'));

@@ -139,6 +139,10 @@ export class Control {
 			ms: Number(spec.ms ?? 1000),
 			status: Number(spec.status ?? 503),
 			retry_after: spec.retry_after ?? 1,
+			// status mode: the error code (and message) of the answer, in the
+			// service's own error shape; without it, a generic failure body
+			error_code: spec.error_code ? String(spec.error_code) : null,
+			message: spec.message ? String(spec.message) : null,
 			path: spec.path || '',
 			count: spec.count === undefined || spec.count === null ? null : Number(spec.count),
 			hits: 0,
@@ -205,7 +209,7 @@ export async function applyFault(fault, req, res, renderStatus, renderRateLimit)
 		await new Promise((r) => setTimeout(r, fault.ms));
 		return false;
 	case 'status':
-		renderStatus(res, fault.status);
+		renderStatus(res, fault.status, fault);
 		return true;
 	case 'ratelimit':
 		renderRateLimit(res, String(fault.retry_after));

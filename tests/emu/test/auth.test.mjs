@@ -438,6 +438,46 @@ test('faults: down, status, ratelimit with count and path', T, async () => {
 	assert.equal(tok[0].fault, 'status');
 });
 
+test('faults: status with error_code answers 409 conflict in Auth\'s shape; the token is untouched', T, async () => {
+	const { session } = await newUser();
+	await call(base, 'DELETE', '/_emu/requests');
+	const st0 = (await call(base, 'GET', '/_emu/state')).body;
+	let r = await call(base, 'POST', '/_emu/fault', { body: { mode: 'status', status: 409, error_code: 'conflict', path: '/token', count: 2 } });
+	assert.equal(r.status, 200);
+	assert.equal(r.body.fault.error_code, 'conflict');
+	// versioned: {code, message}
+	r = await call(base, 'POST', '/token?grant_type=refresh_token', { headers: { ...K, ...V }, body: { refresh_token: session.refresh_token } });
+	assert.equal(r.status, 409);
+	assert.equal(r.body.code, 'conflict');
+	assert.equal(typeof r.body.message, 'string');
+	assert.equal(r.headers.get('x-sb-error-code'), 'conflict');
+	assert.equal(r.headers.get('x-supabase-api-version'), '2024-01-01');
+	// unversioned: {code:<status>, error_code, msg}, and a custom message
+	await call(base, 'POST', '/_emu/fault', { body: { mode: 'status', status: 409, error_code: 'conflict', message: 'busy', path: '/token', count: 1 } });
+	r = await call(base, 'POST', '/auth/v1/token?grant_type=refresh_token', { headers: K, body: { refresh_token: session.refresh_token } });
+	assert.equal(r.status, 409);
+	assert.equal(r.body.code, 409);
+	assert.equal(r.body.error_code, 'conflict');
+	assert.equal(r.body.msg, 'busy');
+	// the new fault replaced the first (same prefix) and is used up: the same refresh token still works
+	assert.deepEqual((await call(base, 'GET', '/_emu/fault')).body, []);
+	r = await call(base, 'POST', '/token?grant_type=refresh_token', { headers: { ...K, ...V }, body: { refresh_token: session.refresh_token } });
+	assert.equal(r.status, 200);
+	assert.notEqual(r.body.refresh_token, session.refresh_token);
+	const st1 = (await call(base, 'GET', '/_emu/state')).body;
+	// faulted calls never reach the grant: one refresh request, one rotation
+	assert.equal(st1.refresh_requests - st0.refresh_requests, 1);
+	assert.equal(st1.refresh_rotations - st0.refresh_rotations, 1);
+	assert.equal(st1.refresh_failures - st0.refresh_failures, 0);
+	const log = (await call(base, 'GET', '/_emu/requests')).body.filter((e) => e.service_path === '/token');
+	assert.deepEqual(log.map((e) => [e.status, e.fault ?? null]), [[409, 'status'], [409, 'status'], [200, null]]);
+	// without error_code: the generic body, as before
+	await call(base, 'POST', '/_emu/fault', { body: { mode: 'status', status: 409, path: '/token', count: 1 } });
+	r = await call(base, 'POST', '/token?grant_type=refresh_token', { headers: { ...K, ...V }, body: { refresh_token: r.body.refresh_token } });
+	assert.equal(r.status, 409);
+	assert.equal(r.body.error_code, 'unexpected_failure');
+});
+
 test('CLI: binds, writes the port file, exits on SIGTERM', T, async () => {
 	const dir = tmpDir('auth-emu-');
 	const portFile = path.join(dir, 'port');
