@@ -498,6 +498,32 @@ START_TEST(retry_on_dead_keepalive)
 }
 END_TEST
 
+/*
+ * An upstream that dies in the middle of a body must not look like a
+ * complete answer: with a Content-Length the client gets fewer bytes
+ * than announced, chunked it gets no terminating chunk; either way curl
+ * reports an error, not a clean 200.  The next request works.
+ */
+START_TEST(upstream_dies_mid_body)
+{
+	struct h_resp	r;
+	int		chunked;
+
+	for (chunked = 0; chunked < 2; chunked++) {
+		h_req(&r, gate.port, "GET", h_fmt("/storage/v1/bytes?n=3000000"
+		    "&cut=1000000&chunked=%d", chunked), NULL);
+		ck_assert_msg(r.curl_code != 0, "chunked %d: a cut body ended "
+		    "cleanly (%ld, %llu bytes)", chunked, r.status,
+		    (unsigned long long)r.body_total);
+		ck_assert_msg(r.body_total < 3000000, "chunked %d: %llu bytes",
+		    chunked, (unsigned long long)r.body_total);
+		h_resp_free(&r);
+	}
+	get_ok(&r, "/rest/v1/echo", NULL);
+	h_resp_free(&r);
+}
+END_TEST
+
 START_TEST(expect_100_continue)
 {
 	static struct h_raw_resp	rr;
@@ -1248,6 +1274,7 @@ suite(void)
 	tcase_add_test(t, status_codes);
 	tcase_add_test(t, bodies_chunked_and_length);
 	tcase_add_test(t, retry_on_dead_keepalive);
+	tcase_add_test(t, upstream_dies_mid_body);
 	tcase_add_test(t, expect_100_continue);
 	tcase_add_test(t, head_keeps_length);
 	tcase_add_test(t, sse_incremental);

@@ -208,9 +208,10 @@ reply_json(struct MHD_Connection *c, unsigned status, cJSON *o)
 	return ret;
 }
 
-/* /bytes: n bytes of the pattern */
+/* /bytes: n bytes of the pattern (/bytes?cut=M: die after M bytes) */
 struct bytes_state {
 	uint64_t	n;
+	uint64_t	cut;	/* 0: none */
 };
 
 static ssize_t
@@ -221,7 +222,11 @@ bytes_cb(void *cls, uint64_t pos, char *buf, size_t max)
 
 	if (pos >= st->n)
 		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (st->cut != 0 && pos >= st->cut)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
 	len = st->n - pos < max ? (size_t)(st->n - pos) : max;
+	if (st->cut != 0 && pos + len > st->cut)
+		len = (size_t)(st->cut - pos);
 	pattern_fill((unsigned char *)buf, pos, len);
 	return (ssize_t)len;
 }
@@ -282,6 +287,8 @@ do_bytes(struct MHD_Connection *c)
 	if ((st = malloc(sizeof(*st))) == NULL)
 		return MHD_NO;
 	st->n = (uint64_t)n;
+	st->cut = (uint64_t)(arg_long(c, "cut", 0) > 0 ? arg_long(c, "cut", 0) :
+	    0);
 	r = MHD_create_response_from_callback(chunked ? MHD_SIZE_UNKNOWN :
 	    (uint64_t)n, 64 * 1024, bytes_cb, st, free);
 	if (r == NULL) {
