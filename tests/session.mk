@@ -8,3 +8,7 @@ tests_check_session_SOURCES = tests/check_session.c $(HARNESS_SRC)
 tests_check_session_CPPFLAGS = $(HARNESS_CPPFLAGS)
 tests_check_session_CFLAGS = $(HARNESS_CFLAGS)
 tests_check_session_LDADD = $(HARNESS_LIBS)
+
+# "supagate login" on a terminal (script(1) makes the pty)
+TESTS += tests/login_tty.sh
+dist_check_SCRIPTS += tests/login_tty.sh
