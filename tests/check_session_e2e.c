@@ -169,6 +169,17 @@ strset_add(struct strset *set, const char *v)
 	ck_assert_ptr_nonnull(set->s[set->n++] = strdup(v));
 }
 
+static void
+strset_free(struct strset *set)
+{
+	size_t	i;
+
+	for (i = 0; i < set->n; i++)
+		free(set->s[i]);
+	free(set->s);
+	memset(set, 0, sizeof(*set));
+}
+
 /* ---- processes -------------------------------------------------------- */
 
 /*
@@ -1560,6 +1571,8 @@ START_TEST(kill9_rounds)
 	    "refresh and %zu access tokens grepped in %d snapshots\n",
 	    rounds, parent_hits, revoked, (long long)(h_now_ms() - t0),
 	    rts.n, ats.n, nsnap);
+	strset_free(&rts);
+	strset_free(&ats);
 	free(conf);
 	env_stop();
 }
