@@ -8,6 +8,7 @@
  *
  *   fakeup --port-file F	bind 127.0.0.1:0, write the port to F
  *
+ * "gen" counts its calls ({"n":k}; max-age 1 s the first time, 1 h later).
  * "drop-on-reuse" echoes on a connection's first request and closes the
  * connection unanswered on any later one (a kept-alive connection that
  * the upstream dropped just as it was reused).
@@ -205,6 +206,33 @@ reply_json(struct MHD_Connection *c, unsigned status, cJSON *o)
 		return MHD_NO;
 	ret = reply(c, status, "application/json", s, strlen(s));
 	free(s);
+	return ret;
+}
+
+/*
+ * /gen: {"n":k} with k counting calls; the first answer may be cached for
+ * 1 s, later ones for an hour (a stale entry, then a lasting refresh)
+ */
+static atomic_int	gen_n;
+
+static enum MHD_Result
+do_gen(struct MHD_Connection *c)
+{
+	struct MHD_Response	*r;
+	enum MHD_Result		 ret;
+	char			 body[32];
+	int			 k = atomic_fetch_add(&gen_n, 1) + 1;
+
+	snprintf(body, sizeof(body), "{\"n\":%d}", k);
+	r = MHD_create_response_from_buffer(strlen(body), body,
+	    MHD_RESPMEM_MUST_COPY);
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	MHD_add_response_header(r, "Cache-Control", k == 1 ? "max-age=1" :
+	    "max-age=3600");
+	ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
 	return ret;
 }
 
@@ -637,6 +665,8 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 		ret = do_headers(c);
 	else if (strcmp(seg, "slowbody") == 0)
 		ret = do_slowbody(c);
+	else if (strcmp(seg, "gen") == 0)
+		ret = do_gen(c);
 	else if (strcmp(seg, "drop-on-reuse") == 0 && conn_requests(c) > 1)
 		ret = MHD_NO;	/* a kept-alive connection dies unanswered */
 	else
