@@ -609,7 +609,7 @@ move_aside(const char *path)
 	log_warnx("%s: corrupt cache database moved to %s, starting empty",
 	    path, to);
 	snprintf(from, sizeof(from), "%s-wal", path);
-	strcat(to, "-wal");
+	snprintf(to + n, sizeof(to) - (size_t)n, "-wal");
 	if (rename(from, to) == -1 && errno != ENOENT)
 		log_warn("%s: rename", from);
 	snprintf(from, sizeof(from), "%s-shm", path);
