@@ -303,13 +303,11 @@ proxy_error(struct request *r, int status, const char *code,
 	sbuf_add(&r->errbody, "}", 1);
 }
 
-/* a local (non-error) response such as health or metrics */
-static void
-local_response(struct request *r, int status, const char *type)
+void
+proxy_local(struct request *r, int status, const char *type)
 {
 	r->status = status;
 	r->is_error = 1;
-	r->head.len = 0;
 	sbuf_printf(&r->head, "Content-Type: %s\r\nCache-Control: no-store"
 	    "\r\n", type);
 }
@@ -361,7 +359,7 @@ admin(struct request *r, const struct sockaddr *peer)
 		/* not ready while session mode has no usable session */
 		ready = r->conf->auth_mode != CONF_AUTH_SESSION ||
 		    session_usable();
-		local_response(r, ready ? 200 : 503, "application/json");
+		proxy_local(r, ready ? 200 : 503, "application/json");
 		sbuf_printf(&r->errbody, "{\"status\":\"%s\",\"version\":"
 		    "\"%s\",\"auth_mode\":\"%s\",\"session\":{",
 		    ready ? "ok" : "unavailable", PACKAGE_VERSION,
@@ -373,7 +371,7 @@ admin(struct request *r, const struct sockaddr *peer)
 		    "\"upstream_transfers\":%zu}", nactive,
 		    server_connections(), upstream_active());
 	} else {
-		local_response(r, 200, "text/plain; version=0.0.4");
+		proxy_local(r, 200, "text/plain; version=0.0.4");
 		metrics.connections = (int64_t)server_connections();
 		if (metrics_render(&r->errbody) != 0) {
 			proxy_error(r, 500, "internal_error",
@@ -754,7 +752,6 @@ proxy_sweep(int64_t now)
 		upstream_abort(r->xfer);
 		r->xfer = NULL;
 		r->up_over = 1;
-		r->timed_out = 1;
 		r->up_result = UPSTREAM_ERR_TIMEOUT;
 		if (r->detached) {
 			metrics_upstream_error(r->route, METRICS_ERR_TIMEOUT);
@@ -1047,7 +1044,7 @@ cors_preflight(struct request *r, const char *origin)
 
 	if (origin == NULL || m == NULL || strcmp(r->method, "OPTIONS") != 0)
 		return 0;
-	local_response(r, 204, "text/plain");
+	proxy_local(r, 204, "text/plain");
 	cors_headers(r, origin);
 	sbuf_add(&r->head, "Access-Control-Allow-Methods: GET, HEAD, POST, "
 	    "PUT, PATCH, DELETE, OPTIONS\r\nAccess-Control-Max-Age: 600\r\n",

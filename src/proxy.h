@@ -58,7 +58,6 @@ struct request {
 	int64_t			 up_start_ms;
 	int64_t			 progress_ms;	/* last upstream activity */
 	int64_t			 timeout_ms;
-	int			 timed_out;
 	struct ring		 respbuf;
 	uint64_t		 resp_bytes;
 
@@ -68,7 +67,6 @@ struct request {
 	int			 head_ready;
 	int			 is_error;	/* a JSON error of ours */
 	struct sbuf		 errbody;
-	const char		*retry_after;
 	int			 answered;	/* response handed to server */
 	int			 client_gone;	/* the client hung up */
 	char			*authz;		/* Authorization sent upstream */
@@ -112,6 +110,12 @@ enum proxy_next proxy_body_end(struct request *);
 enum proxy_next proxy_poll(struct request *);
 /* response body bytes for the client; see PROXY_BODY_* */
 long proxy_read(struct request *, char *, size_t);
+/*
+ * Make r a local answer (health, metrics, purge, the broker's, a CORS
+ * preflight): status and a no-store Content-Type line added to r->head;
+ * the body goes to r->errbody
+ */
+void proxy_local(struct request *, int status, const char *type);
 /* set a JSON error response {"code","message"} */
 void proxy_error(struct request *, int status, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));

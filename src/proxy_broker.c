@@ -247,10 +247,7 @@ answer_json(struct request *r, cJSON *j)
 {
 	char	*s = cJSON_PrintUnformatted(j);
 
-	r->status = 200;
-	r->is_error = 1;	/* a local answer */
-	sbuf_add(&r->head, "Content-Type: application/json\r\n"
-	    "Cache-Control: no-store\r\n", 56);
+	proxy_local(r, 200, "application/json");
 	if (s != NULL) {
 		sbuf_add(&r->errbody, s, strlen(s));
 		free(s);

@@ -766,11 +766,7 @@ proxy_cache_purge(struct request *r)
 	char	v[4096];
 	long	n = -1;
 
-	r->status = 200;
-	r->is_error = 1;
-	r->head.len = 0;
-	sbuf_add(&r->head, "Content-Type: application/json\r\n"
-	    "Cache-Control: no-store\r\n", 56);
+	proxy_local(r, 200, "application/json");
 	if (st == NULL) {
 		proxy_error(r, 409, "cache_off", "the cache is off");
 		return;
