@@ -89,7 +89,8 @@ CONF_V("storage-max-body-size", CT_SIZE, 0, 0, 1099511627776.0, "5G",
 CONF_V("max-connections", CT_UINT, 0, 1, 1000000.0, "1024",
     max_connections, NULL, "client connections at once")
 CONF_V("max-connections-per-peer", CT_UINT, 0, 1, 1000000.0, "256",
-    max_connections_per_peer, NULL, "client connections per address")
+    max_connections_per_peer, NULL,
+    "connections per address with a request in progress")
 CONF_V("cache-max-size", CT_SIZE, 0, 0, 1099511627776.0, "256M",
     cache_max_size, NULL, "cache database size limit")
 CONF_V("cache-max-object", CT_SIZE, 0, 0, 1073741824.0, "1M",

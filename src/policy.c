@@ -814,28 +814,51 @@ policy_method_bit(const char *name)
 }
 
 int
-policy_head_value(const char *p, const char *name, char *out, size_t outlen)
+policy_head_next(const char **pp, struct head_line *l)
 {
-	const char	*eol, *v;
-	size_t		 n = strlen(name), len;
+	const char	*p = *pp, *eol, *colon, *v;
+	size_t		 llen;
 
 	for (; *p != '\0'; p = eol + (*eol != '\0')) {
-		eol = strchr(p, '\n');
-		if (eol == NULL)
+		if ((eol = strchr(p, '\n')) == NULL)
 			eol = p + strlen(p);
-		if ((size_t)(eol - p) <= n || strncasecmp(p, name, n) != 0 ||
-		    p[n] != ':')
+		llen = eol - p;
+		if (llen > 0 && p[llen - 1] == '\r')
+			llen--;
+		if (llen == 0 || *p == ' ' || *p == '\t')
+			continue;	/* blank or obsolete line folding */
+		if ((colon = memchr(p, ':', llen)) == NULL || colon == p)
 			continue;
-		for (v = p + n + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
+		l->name = p;
+		l->nlen = colon - p;
+		for (v = colon + 1; v < p + llen && (*v == ' ' || *v == '\t');
+		    v++)
 			;
-		for (len = eol - v; len > 0 && (v[len - 1] == '\r' ||
-		    v[len - 1] == ' ' || v[len - 1] == '\t'); len--)
+		l->value = v;
+		for (l->vlen = p + llen - v; l->vlen > 0 &&
+		    (v[l->vlen - 1] == ' ' || v[l->vlen - 1] == '\t');
+		    l->vlen--)
 			;
-		if (len >= outlen)
-			return -1;
-		memcpy(out, v, len);
-		out[len] = '\0';
-		return 0;
+		*pp = eol + (*eol != '\0');
+		return 1;
 	}
+	*pp = p;
+	return 0;
+}
+
+int
+policy_head_value(const char *p, const char *name, char *out, size_t outlen)
+{
+	struct head_line	l;
+	size_t			n = strlen(name);
+
+	while (policy_head_next(&p, &l))
+		if (l.nlen == n && strncasecmp(l.name, name, n) == 0) {
+			if (l.vlen >= outlen)
+				return -1;
+			memcpy(out, l.value, l.vlen);
+			out[l.vlen] = '\0';
+			return 0;
+		}
 	return -1;
 }

@@ -66,6 +66,19 @@ int policy_strip_apikey(const char *query, char *out, size_t outlen,
 int policy_drop_request_header(const char *name);
 /* 1 for hop-by-hop response headers not to relay to the client */
 int policy_drop_response_header(const char *name);
+/* one field line of a "Name: value\r\n" block; not NUL-terminated */
+struct head_line {
+	const char	*name;
+	size_t		 nlen;
+	const char	*value;		/* surrounding whitespace trimmed */
+	size_t		 vlen;
+};
+/*
+ * The next field line of the block at *p, which moves past it: 1, or 0
+ * at the end.  Blank lines, obs-fold continuations and lines without a
+ * name and ':' are skipped.
+ */
+int policy_head_next(const char **p, struct head_line *);
 /*
  * The value of the first header name in a block of "Name: value\r\n"
  * lines (case-insensitive name, surrounding whitespace trimmed) into

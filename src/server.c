@@ -1,7 +1,9 @@
 /* server: the libmicrohttpd side: listen sockets, intake, response emit */
 #include "config.h"
 
+#include <sys/queue.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -33,6 +36,8 @@
 #define SERVER_CLIENT_TIMEOUT_S	60
 #define SERVER_CONN_HEADROOM	64
 #define SERVER_DISCARD_MAX	(8 * 1024 * 1024)
+#define FRONT_BLOCK		(64 * 1024)	/* streamed body piece */
+#define FRONT_KEEP		4096		/* buffer kept when idle */
 
 /* the server's half of a request */
 struct sreq {
@@ -47,6 +52,17 @@ struct sreq {
 	int			 watch_fd;	/* watched for hang-up */
 	const char		*uri_end;	/* where the target ended */
 	struct sconn		*sc;		/* its connection */
+	/* a request read by supagate itself (see struct front) */
+	struct front		*fc;
+	struct fhdr		*hdr;		/* its fields, parsed in place */
+	size_t			 nhdr;
+	int			 http10;
+};
+
+/* one field of a request head that supagate parsed itself */
+struct fhdr {
+	const char	*name;
+	const char	*value;
 };
 
 /* open connections per client address, for max-connections-per-peer */
@@ -57,20 +73,44 @@ struct peer {
 };
 
 /*
- * A new connection waits here until its first request head is complete
- * and passes the gate; only then does libmicrohttpd get it.  A rejected
- * one gets a JSON error, and its input is drained briefly before close
- * so that the client reads the answer rather than a reset.
+ * A client connection that supagate reads itself.  Every request head is
+ * checked by the gate (RFC 9112, strict); a rejected one gets a JSON
+ * error and the input is drained briefly before close, so that the
+ * client reads the answer rather than a reset.  A request without a body
+ * (all reads, cache hits among them) is answered here, and the
+ * connection is kept alive for the next one; the first request that
+ * carries a body (Content-Length or Transfer-Encoding) hands the
+ * connection, with that request still unread, to libmicrohttpd for good.
  */
-struct pending {
+struct front {
 	int			 fd;
 	size_t			 listen_idx;
 	struct sockaddr_storage	 addr;
 	socklen_t		 addrlen;
+	struct peer		*peer;
 	int64_t			 deadline_ms;
-	int			 closing;
+	int			 closing;	/* rejected: lingering */
 	size_t			 drained;
-	struct pending		*next, *prev;
+	int			 hup;		/* the client closed its side */
+	uint64_t		 nreq;		/* requests answered */
+
+	/* the request being answered */
+	struct sreq		*s;
+	int			 close_after;	/* close once it is out */
+	int			 stream;	/* body from proxy_read() */
+	int			 chunked;
+	uint64_t		 left;		/* Content-Length still due */
+	int			 want_out;	/* waiting to write */
+
+	/* to send: out[off, len), then zbody[0, zlen) (not copied) */
+	char			*out;
+	size_t			 off, len, cap;
+	const char		*zbody;
+	size_t			 zlen;
+
+	int			 woken;
+	struct front		*next, *prev;	/* every front connection */
+	TAILQ_ENTRY(front)	 wentry;	/* woken, to resume */
 };
 
 #define GATE_SWEEP_MS		1000
@@ -84,9 +124,12 @@ static int			 listen_fds[CONF_LISTEN_MAX];
 static size_t			 ndaemons;
 static size_t			 nconns;
 static struct peer		*peers;
-static struct pending		*pendings;
-static size_t			 npending;	/* not yet rejected */
+static struct front		*fronts;
+static size_t			 nfront;	/* not yet rejected */
 static size_t			 nclosing;	/* rejected, lingering */
+static int			 quiescing;
+static TAILQ_HEAD(, front)	 wokenq = TAILQ_HEAD_INITIALIZER(wokenq);
+static size_t			 nwoken;
 static char			*peekbuf;
 static size_t			 peekmax;
 static struct evloop_timer	 gate_timer;
@@ -184,7 +227,7 @@ conn_notify_cb(void *cls, struct MHD_Connection *c, void **socket_ctx,
 		}
 		*socket_ctx = NULL;
 	}
-	metrics.connections = (int64_t)nconns;
+	metrics.connections = (int64_t)(nconns + nfront);
 }
 
 static struct sconn *
@@ -199,15 +242,18 @@ conn_ctx(struct MHD_Connection *c)
 size_t
 server_connections(void)
 {
-	return nconns + npending;
+	return nconns + nfront;
 }
 
 size_t
 server_peer_connections(struct request *r)
 {
 	struct sreq	*s = r->conn;
-	struct sconn	*sc = conn_ctx(s->conn);
+	struct sconn	*sc;
 
+	if (s->fc != NULL)
+		return s->fc->peer != NULL ? s->fc->peer->nconn : 0;
+	sc = conn_ctx(s->conn);
 	return sc != NULL && sc->peer != NULL ? sc->peer->nconn : 0;
 }
 
@@ -269,11 +315,17 @@ completed_cb(void *cls, struct MHD_Connection *c, void **req_cls,
 	*req_cls = NULL;
 }
 
+static void	front_wake(struct front *);
+
 void
 server_wake(struct request *r)
 {
 	struct sreq	*s = r->conn;
 
+	if (s != NULL && s->fc != NULL) {
+		front_wake(s->fc);
+		return;
+	}
 	if (s == NULL || !s->suspended)
 		return;
 	s->suspended = 0;
@@ -341,7 +393,14 @@ const char *
 server_header(struct request *r, const char *name)
 {
 	struct sreq	*s = r->conn;
+	size_t		 i;
 
+	if (s->fc != NULL) {
+		for (i = 0; i < s->nhdr; i++)
+			if (strcasecmp(s->hdr[i].name, name) == 0)
+				return s->hdr[i].value;
+		return NULL;
+	}
 	return MHD_lookup_connection_value(s->conn, MHD_HEADER_KIND, name);
 }
 
@@ -368,7 +427,14 @@ server_header_count(struct request *r, const char *name)
 {
 	struct sreq		*s = r->conn;
 	struct count_arg	 a = { name, 0 };
+	size_t			 i;
 
+	if (s->fc != NULL) {
+		for (i = 0; i < s->nhdr; i++)
+			if (strcasecmp(s->hdr[i].name, name) == 0)
+				a.n++;
+		return a.n;
+	}
 	MHD_get_connection_values(s->conn, MHD_HEADER_KIND, count_cb, &a);
 	return a.n;
 }
@@ -408,7 +474,15 @@ server_header_each(struct request *r,
 {
 	struct sreq	*s = r->conn;
 	struct each_arg	 a = { cb, arg, 0, 0 };
+	size_t		 i;
 
+	if (s->fc != NULL) {
+		/* the gate let no NUL byte through */
+		for (i = 0; cb != NULL && i < s->nhdr; i++)
+			if (cb(arg, s->hdr[i].name, s->hdr[i].value))
+				return -1;
+		return 0;
+	}
 	MHD_get_connection_values_n(s->conn, MHD_HEADER_KIND, each_cb, &a);
 	return a.nul ? -2 : a.stopped ? -1 : 0;
 }
@@ -448,43 +522,57 @@ head_length(const char *p)
 	return n;
 }
 
-/* copy "Name: value\r\n" lines onto the response, minus hop-by-hop ones */
+/*
+ * Walk the response head r->head for the lines relayed to the client:
+ * hop-by-hop ones (and those the upstream's Connection header names) are
+ * skipped.  name is a NUL-terminated copy; 1 for a line, 0 at the end.
+ */
+struct relay_walk {
+	const char	*p;
+	char		 connection[1024];
+	int		 has_conn;
+	char		 name[256];
+};
+
+static void
+relay_begin(struct relay_walk *w, const char *head)
+{
+	w->p = head;
+	w->has_conn = policy_head_value(head, "Connection", w->connection,
+	    sizeof(w->connection)) == 0;
+}
+
+static int
+relay_next(struct relay_walk *w, struct head_line *l)
+{
+	while (policy_head_next(&w->p, l)) {
+		if (l->nlen >= sizeof(w->name))
+			continue;
+		memcpy(w->name, l->name, l->nlen);
+		w->name[l->nlen] = '\0';
+		if (policy_drop_response_header(w->name) || (w->has_conn &&
+		    policy_connection_lists(w->connection, w->name)))
+			continue;
+		return 1;
+	}
+	return 0;
+}
+
+/* copy the relayed header lines onto a libmicrohttpd response */
 static int
 add_head(struct MHD_Response *resp, const char *p)
 {
-	char		 name[256], *value, *line, connection[1024];
-	const char	*eol, *colon;
-	size_t		 nlen, llen;
-	int		 has_conn;
+	struct relay_walk	 w;
+	struct head_line	 l;
+	char			*value;
 
-	has_conn = policy_head_value(p, "Connection", connection,
-	    sizeof(connection)) == 0;
-	for (; *p != '\0'; p = eol + (*eol != '\0')) {
-		eol = strchr(p, '\n');
-		if (eol == NULL)
-			eol = p + strlen(p);
-		llen = eol - p;
-		if (llen > 0 && p[llen - 1] == '\r')
-			llen--;
-		if (llen == 0 || *p == ' ' || *p == '\t')
-			continue;	/* blank or obsolete line folding */
-		if ((colon = memchr(p, ':', llen)) == NULL)
-			continue;
-		nlen = colon - p;
-		if (nlen == 0 || nlen >= sizeof(name))
-			continue;
-		memcpy(name, p, nlen);
-		name[nlen] = '\0';
-		if (policy_drop_response_header(name) || (has_conn &&
-		    policy_connection_lists(connection, name)))
-			continue;
-		if ((line = strndup(colon + 1, llen - nlen - 1)) == NULL)
+	relay_begin(&w, p);
+	while (relay_next(&w, &l)) {
+		if ((value = strndup(l.value, l.vlen)) == NULL)
 			return -1;
-		for (value = line; *value == ' ' || *value == '\t'; value++)
-			;
-		if (MHD_add_response_header(resp, name, value) != MHD_YES)
-			log_debug("%s: header %s refused", __func__, name);
-		free(line);
+		if (MHD_add_response_header(resp, w.name, value) != MHD_YES)
+			log_debug("%s: header %s refused", __func__, w.name);
+		free(value);
 	}
 	return 0;
 }
@@ -647,14 +735,25 @@ mhd_ready_cb(int fd, unsigned events, void *arg)
 	MHD_run(arg);
 }
 
+static void	front_resume(struct front *);
+static void	front_cb(int, unsigned, void *);
+
 static int64_t
 mhd_hook_cb(void *arg)
 {
 	MHD_UNSIGNED_LONG_LONG	to;
-	size_t			i;
+	struct front		*fc;
+	size_t			i, n;
 	int64_t			wait = -1;
 
 	(void)arg;
+	/* front connections woken since the last turn; later wakes wait */
+	for (n = nwoken; n > 0 && (fc = TAILQ_FIRST(&wokenq)) != NULL; n--) {
+		TAILQ_REMOVE(&wokenq, fc, wentry);
+		fc->woken = 0;
+		nwoken--;
+		front_resume(fc);
+	}
 	for (i = 0; i < ndaemons; i++) {
 		/* resumed connections are processed by the next run */
 		MHD_run(daemons[i]);
@@ -662,28 +761,74 @@ mhd_hook_cb(void *arg)
 		    (wait < 0 || (int64_t)to < wait))
 			wait = (int64_t)to;
 	}
-	return wait;
+	return nwoken > 0 ? 0 : wait;
 }
 
-
 static void
-pending_free(struct pending *p)
+conns_changed(void)
 {
-	if (p->prev != NULL)
-		p->prev->next = p->next;
+	metrics.connections = (int64_t)(nconns + nfront);
+}
+
+/* release fc; the socket too unless it moved on (fd -1) */
+static void
+front_close(struct front *fc)
+{
+	if (fc->prev != NULL)
+		fc->prev->next = fc->next;
 	else
-		pendings = p->next;
-	if (p->next != NULL)
-		p->next->prev = p->prev;
-	if (p->closing)
+		fronts = fc->next;
+	if (fc->next != NULL)
+		fc->next->prev = fc->prev;
+	if (fc->woken) {
+		TAILQ_REMOVE(&wokenq, fc, wentry);
+		nwoken--;
+	}
+	if (fc->closing)
 		nclosing--;
 	else
-		npending--;
-	if (p->fd != -1) {
-		evloop_unwatch(p->fd);
-		close(p->fd);
+		nfront--;
+	if (fc->s != NULL) {
+		fc->s->fc = NULL;	/* no more wake-ups */
+		sreq_free(fc->s);
 	}
-	free(p);
+	if (fc->fd != -1) {
+		evloop_unwatch(fc->fd);
+		close(fc->fd);
+	}
+	peer_put(fc->peer);
+	free(fc->out);
+	free(fc);
+	conns_changed();
+}
+
+/* the request in progress cannot be completed: close at once */
+static void
+front_abort(struct front *fc, int client_gone)
+{
+	if (fc->s != NULL && client_gone)
+		proxy_client_gone(fc->s->r);
+	front_close(fc);
+}
+
+static void
+front_wake(struct front *fc)
+{
+	if (fc->woken || fc->closing)
+		return;
+	fc->woken = 1;
+	TAILQ_INSERT_TAIL(&wokenq, fc, wentry);
+	nwoken++;
+}
+
+static int
+front_watch(struct front *fc, int out)
+{
+	if (evloop_watch(fc->fd, EVLOOP_IN | EVLOOP_HUP | EVLOOP_EDGE |
+	    (out ? EVLOOP_OUT : 0), front_cb, fc) != 0)
+		return -1;
+	fc->want_out = out;
+	return 0;
 }
 
 static const char *
@@ -708,24 +853,49 @@ status_reason(int status)
 }
 
 static void
-pending_drain(struct pending *p)
+front_drain(struct front *fc)
 {
 	char	buf[16384];
 	ssize_t	n;
 
-	while ((n = recv(p->fd, buf, sizeof(buf), 0)) > 0) {
-		p->drained += (size_t)n;
-		if (p->drained > GATE_LINGER_BYTES)
+	while ((n = recv(fc->fd, buf, sizeof(buf), 0)) > 0) {
+		fc->drained += (size_t)n;
+		if (fc->drained > GATE_LINGER_BYTES)
 			break;
 	}
 	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR) ||
-	    p->drained > GATE_LINGER_BYTES)
-		pending_free(p);
+	    fc->drained > GATE_LINGER_BYTES)
+		front_close(fc);
 }
 
-/* answer a connection that never reaches libmicrohttpd, then close it */
+/*
+ * Stop sending, read and drop what the client still sends for a short
+ * while, then close: closing with unread input would reset the
+ * connection and could destroy the answer in flight.
+ */
 static void
-pending_reject(struct pending *p, int status, const char *code,
+front_linger(struct front *fc)
+{
+	shutdown(fc->fd, SHUT_WR);
+	/* lingering sockets do not count against the connection limits */
+	fc->closing = 1;
+	nfront--;
+	nclosing++;
+	peer_put(fc->peer);
+	fc->peer = NULL;
+	if (fc->want_out)
+		front_watch(fc, 0);
+	fc->deadline_ms = evloop_now_ms() + GATE_LINGER_MS;
+	conns_changed();
+	if (nclosing > GATE_LINGER_MAX)
+		front_close(fc);
+	else
+		front_drain(fc);
+}
+
+/* answer a request head the gate refused, then close */
+static void
+front_reject(struct front *fc, int status, const char *code,
     const char *message)
 {
 	char	body[256], resp[512];
@@ -738,76 +908,525 @@ pending_reject(struct pending *p, int status, const char *code,
 	    "Connection: close\r\n%s\r\n%s", status, status_reason(status),
 	    blen, status == 503 ? "Retry-After: 1\r\n" : "", body);
 	/* small enough for an empty socket buffer; best effort */
-	if (send(p->fd, resp, (size_t)rlen, MSG_NOSIGNAL) == -1)
+	if (send(fc->fd, resp, (size_t)rlen, MSG_NOSIGNAL) == -1)
 		log_debug("%s: send: %s", __func__, strerror(errno));
-	shutdown(p->fd, SHUT_WR);
 	metrics_request(POLICY_ROUTE_NONE, status);
 	log_access("- - - %d gate=%s", status, code);
-	/* lingering sockets do not count against the connection limits */
-	p->closing = 1;
-	npending--;
-	nclosing++;
-	p->deadline_ms = evloop_now_ms() + GATE_LINGER_MS;
-	if (nclosing > GATE_LINGER_MAX)
-		pending_free(p);
-	else
-		pending_drain(p);
+	front_linger(fc);
+}
+
+/* room for n more bytes at out + len; -1 on ENOMEM */
+static int
+out_reserve(struct front *fc, size_t n)
+{
+	size_t	cap;
+	char	*p;
+
+	if (fc->cap - fc->len >= n)
+		return 0;
+	for (cap = fc->cap < 1024 ? 1024 : fc->cap; cap - fc->len < n;
+	    cap *= 2)
+		;
+	if ((p = realloc(fc->out, cap)) == NULL)
+		return -1;
+	fc->out = p;
+	fc->cap = cap;
+	return 0;
 }
 
 static void
-pending_ready_cb(int fd, unsigned events, void *arg)
+out_add(struct front *fc, const char *p, size_t n)
 {
-	struct pending		*p = arg;
-	struct gate_verdict	 v;
-	ssize_t			 n;
-	int			 fd_moved;
+	if (out_reserve(fc, n) == 0) {
+		memcpy(fc->out + fc->len, p, n);
+		fc->len += n;
+	}
+}
 
-	(void)events;
-	if (p->closing) {
-		pending_drain(p);
-		return;
+/* the Date field value, formatted once per second */
+static const char *
+http_date(void)
+{
+	static char	buf[64];
+	static time_t	last = -1;
+	time_t		now = (time_t)evloop_wall_s();
+	struct tm	tm;
+
+	if (now != last && gmtime_r(&now, &tm) != NULL) {
+		strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		last = now;
 	}
-	n = recv(fd, peekbuf, peekmax, MSG_PEEK);
-	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR)) {
-		pending_free(p);	/* gone before saying anything */
-		return;
+	return buf;
+}
+
+/*
+ * The response of the request in progress is ready: queue its head,
+ * and its body when it is one buffer (local answers, cache hits), or
+ * set up streaming it from proxy_read().
+ */
+static void
+front_respond(struct front *fc)
+{
+	struct request		*r = fc->s->r;
+	struct relay_walk	 w;
+	struct head_line	 l;
+	char			 line[128];
+	uint64_t		 size;
+	int			 n, head_only, no_body, has_date = 0;
+
+	r->answered = 1;
+	head_only = strcmp(r->method, "HEAD") == 0;
+	no_body = r->status == 204 || r->status == 304 ||
+	    (r->status >= 100 && r->status < 200);
+	if (r->is_error && r->status >= 500)
+		fc->close_after = 1;
+	if (quiescing)
+		fc->close_after = 1;
+	fc->stream = fc->chunked = 0;
+	fc->zbody = NULL;
+	fc->zlen = 0;
+	fc->left = UINT64_MAX;
+	fc->off = fc->len = 0;
+
+	n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", r->status,
+	    MHD_get_reason_phrase_for((unsigned)r->status));
+	out_add(fc, line, (size_t)n);
+	relay_begin(&w, sbuf_str(&r->head));
+	while (relay_next(&w, &l)) {
+		if (l.nlen == 4 && strncasecmp(l.name, "Date", 4) == 0)
+			has_date = 1;
+		if (out_reserve(fc, l.nlen + l.vlen + 4) != 0)
+			break;
+		memcpy(fc->out + fc->len, l.name, l.nlen);
+		fc->len += l.nlen;
+		memcpy(fc->out + fc->len, ": ", 2);
+		memcpy(fc->out + fc->len + 2, l.value, l.vlen);
+		memcpy(fc->out + fc->len + 2 + l.vlen, "\r\n", 2);
+		fc->len += l.vlen + 4;
 	}
-	if (n == -1)
+	if (!has_date) {
+		n = snprintf(line, sizeof(line), "Date: %s\r\n", http_date());
+		out_add(fc, line, (size_t)n);
+	}
+	if (no_body)
+		;
+	else if (r->is_error) {
+		size = r->errbody.s != NULL ? r->errbody.len : 0;
+		n = snprintf(line, sizeof(line), "Content-Length: %" PRIu64
+		    "\r\n", size);
+		out_add(fc, line, (size_t)n);
+		if (!head_only && size > 0) {
+			fc->zbody = r->errbody.s;
+			fc->zlen = (size_t)size;
+			r->resp_bytes = size;
+		}
+	} else if ((size = head_length(sbuf_str(&r->head))) !=
+	    MHD_SIZE_UNKNOWN) {
+		n = snprintf(line, sizeof(line), "Content-Length: %" PRIu64
+		    "\r\n", size);
+		out_add(fc, line, (size_t)n);
+		if (!head_only) {
+			fc->stream = 1;
+			fc->left = size;
+		}
+	} else if (!head_only) {
+		fc->stream = 1;
+		if (fc->s->http10)
+			fc->close_after = 1;	/* the close ends the body */
+		else {
+			fc->chunked = 1;
+			out_add(fc, "Transfer-Encoding: chunked\r\n", 28);
+		}
+	}
+	if (fc->close_after)
+		out_add(fc, "Connection: close\r\n", 19);
+	out_add(fc, "\r\n", 2);
+}
+
+/* write what is queued: 0 all out, 1 the socket is full, -1 error */
+static int
+front_send(struct front *fc)
+{
+	struct iovec	iov[2];
+	struct msghdr	m;
+	ssize_t		n;
+	size_t		k, d;
+
+	while (fc->off < fc->len || fc->zlen > 0) {
+		memset(&m, 0, sizeof(m));
+		m.msg_iov = iov;
+		if (fc->off < fc->len) {
+			iov[m.msg_iovlen].iov_base = fc->out + fc->off;
+			iov[m.msg_iovlen++].iov_len = fc->len - fc->off;
+		}
+		if (fc->zlen > 0) {
+			iov[m.msg_iovlen].iov_base = (void *)fc->zbody;
+			iov[m.msg_iovlen++].iov_len = fc->zlen;
+		}
+		if ((n = sendmsg(fc->fd, &m, MSG_NOSIGNAL)) == -1) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 1;
+			return -1;
+		}
+		k = (size_t)n;
+		d = fc->len - fc->off < k ? fc->len - fc->off : k;
+		fc->off += d;
+		k -= d;
+		fc->zbody += k;
+		fc->zlen -= k;
+	}
+	fc->off = fc->len = 0;
+	return 0;
+}
+
+/*
+ * Queue the next piece of a streamed body: 1 queued (or the body is
+ * complete), 0 nothing yet (a wake-up follows), -1 the body cannot be
+ * completed (upstream failed, or sent other than it announced).
+ */
+static int
+front_fill(struct front *fc)
+{
+	struct request	*r = fc->s->r;
+	char		 hex[16];
+	size_t		 max, pre = fc->chunked ? 10 : 0;
+	long		 n;
+	int		 hl;
+
+	if (out_reserve(fc, FRONT_BLOCK + 16) != 0)
+		return -1;
+	max = FRONT_BLOCK;
+	if (fc->left != UINT64_MAX && fc->left < max)
+		max = fc->left > 0 ? (size_t)fc->left : FRONT_BLOCK;
+	n = proxy_read(r, fc->out + pre, max);
+	if (n == PROXY_BODY_WAIT)
+		return 0;
+	if (n == PROXY_BODY_ERR)
+		return -1;
+	if (n == PROXY_BODY_END) {
+		if (fc->left != UINT64_MAX && fc->left > 0)
+			return -1;	/* shorter than announced */
+		fc->stream = 0;
+		if (fc->chunked)
+			out_add(fc, "0\r\n\r\n", 5);
+		return 1;
+	}
+	if (fc->left != UINT64_MAX) {
+		if ((uint64_t)n > fc->left)
+			return -1;	/* longer than announced */
+		fc->left -= (uint64_t)n;
+	}
+	if (!fc->chunked) {
+		fc->len = (size_t)n;
+		return 1;
+	}
+	hl = snprintf(hex, sizeof(hex), "%lx\r\n", n);
+	fc->off = pre - (size_t)hl;
+	memcpy(fc->out + fc->off, hex, (size_t)hl);
+	memcpy(fc->out + pre + (size_t)n, "\r\n", 2);
+	fc->len = pre + (size_t)n + 2;
+	return 1;
+}
+
+static int	front_next(struct front *);
+
+/* the response is out: 0 ready for the next request, -1 fc is gone */
+static int
+front_finish(struct front *fc)
+{
+	struct sreq	*s = fc->s;
+
+	fc->s = NULL;
+	s->fc = NULL;
+	sreq_free(s);
+	peer_put(fc->peer);
+	fc->peer = NULL;
+	fc->nreq++;
+	fc->stream = fc->chunked = 0;
+	if (fc->cap > FRONT_KEEP) {
+		/* an idle connection keeps a small buffer only */
+		free(fc->out);
+		fc->out = NULL;
+		fc->cap = 0;
+	}
+	if (fc->close_after || quiescing) {
+		front_linger(fc);
+		return -1;
+	}
+	fc->deadline_ms = evloop_now_ms() + SERVER_CLIENT_TIMEOUT_S * 1000;
+	return 0;
+}
+
+/*
+ * Move the connection on as far as it goes without waiting: send what
+ * is queued, stream the body, finish the request and start the next.
+ * 0 when it waits (input, output or the proxy), -1 when fc is gone.
+ */
+static int
+front_pump(struct front *fc)
+{
+	int	rc;
+
+	for (;;) {
+		if ((rc = front_send(fc)) == -1) {
+			front_abort(fc, 1);
+			return -1;
+		}
+		if (rc == 1) {
+			if (!fc->want_out)
+				front_watch(fc, 1);
+			fc->deadline_ms = evloop_now_ms() +
+			    SERVER_CLIENT_TIMEOUT_S * 1000;
+			return 0;
+		}
+		if (fc->want_out)
+			front_watch(fc, 0);
+		if (fc->s == NULL) {
+			if ((rc = front_next(fc)) <= 0)
+				return rc;
+			continue;
+		}
+		if (!fc->s->r->answered)
+			return 0;
+		if (fc->stream) {
+			if ((rc = front_fill(fc)) == -1) {
+				front_abort(fc, 0);
+				return -1;
+			}
+			if (rc == 0)
+				return 0;
+			continue;
+		}
+		if (front_finish(fc) == -1)
+			return -1;
+	}
+}
+
+static void
+front_resume(struct front *fc)
+{
+	struct request	*r;
+
+	if (fc->s == NULL)
 		return;
+	r = fc->s->r;
+	if (!r->answered) {
+		if (proxy_poll(r) != PROXY_RESPOND)
+			return;
+		front_respond(fc);
+	}
+	(void)front_pump(fc);
+}
+
+/* hand the connection, its next request unread, to libmicrohttpd */
+static void
+front_handoff(struct front *fc)
+{
+	int	fd = fc->fd;
+
+	evloop_unwatch(fd);
+	fc->fd = -1;
+	/* libmicrohttpd owns the socket now, and closes it on failure */
+	if (MHD_add_connection(daemons[fc->listen_idx], fd,
+	    (struct sockaddr *)&fc->addr, fc->addrlen) != MHD_YES)
+		log_warn("cannot hand a connection to the HTTP server");
+	front_close(fc);
+}
+
+/*
+ * Split a head the gate passed (so well formed: one space either side
+ * of the target, CRLF line ends, "name:" without whitespace before the
+ * colon) in place.  -1 if it is not what the gate promised.
+ */
+static int
+front_parse(struct sreq *s, char *h, size_t maxhdr, const char **method,
+    const char **target, const char **version)
+{
+	char	*p, *eol, *sp, *colon, *v, *e;
+
+	if ((eol = strstr(h, "\r\n")) == NULL)
+		return -1;
+	*eol = '\0';
+	*method = h;
+	if ((sp = strchr(h, ' ')) == NULL)
+		return -1;
+	*sp = '\0';
+	*target = sp + 1;
+	if ((sp = strchr(sp + 1, ' ')) == NULL)
+		return -1;
+	*sp = '\0';
+	*version = sp + 1;
+	for (p = eol + 2; *p != '\0' && *p != '\r'; p = eol + 2) {
+		if ((eol = strstr(p, "\r\n")) == NULL ||
+		    (colon = memchr(p, ':', (size_t)(eol - p))) == NULL ||
+		    s->nhdr == maxhdr)
+			return -1;
+		*colon = '\0';
+		*eol = '\0';
+		for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+			;
+		for (e = eol; e > v && (e[-1] == ' ' || e[-1] == '\t'); e--)
+			;
+		*e = '\0';
+		s->hdr[s->nhdr].name = p;
+		s->hdr[s->nhdr++].value = v;
+	}
+	return 0;
+}
+
+/*
+ * Take the request whose head of len bytes is in peekbuf: 1 started, -1
+ * fc is gone (handed to libmicrohttpd or closed).
+ */
+static int
+front_start(struct front *fc, size_t len)
+{
+	struct sreq	*s;
+	struct request	*r;
+	const char	*method, *target, *version, *conn;
+	enum proxy_next	 next;
+	size_t		 i, nf = 0;
+	ssize_t		 n;
+
+	for (i = 0; i < len; i++)
+		nf += peekbuf[i] == '\n';
+	if ((s = malloc(sizeof(*s) + nf * sizeof(struct fhdr) + len + 1)) ==
+	    NULL) {
+		front_close(fc);
+		return -1;
+	}
+	memset(s, 0, sizeof(*s));
+	s->magic = SREQ_MAGIC;
+	s->watch_fd = -1;
+	s->hdr = (struct fhdr *)(s + 1);
+	memcpy(s->hdr + nf, peekbuf, len);
+	((char *)(s->hdr + nf))[len] = '\0';
+	if (front_parse(s, (char *)(s->hdr + nf), nf, &method, &target,
+	    &version) != 0) {
+		free(s);
+		front_reject(fc, 400, "bad_request", "malformed request head");
+		return -1;
+	}
+	for (i = 0; i < s->nhdr; i++)
+		if (strcasecmp(s->hdr[i].name, "Content-Length") == 0 ||
+		    strcasecmp(s->hdr[i].name, "Transfer-Encoding") == 0)
+			break;
+	if (i < s->nhdr) {
+		free(s);
+		front_handoff(fc);
+		return -1;
+	}
+	/* the head is taken off the socket only now */
+	n = recv(fc->fd, peekbuf, len, MSG_TRUNC);
+	if (n != (ssize_t)len) {
+		free(s);
+		front_close(fc);
+		return -1;
+	}
+	if ((r = proxy_new(target)) == NULL) {
+		free(s);
+		front_close(fc);
+		return -1;
+	}
+	s->fc = fc;
+	s->r = r;
+	r->conn = s;
+	fc->s = s;
+	/*
+	 * As nginx's limit_conn does, a connection counts against
+	 * max-connections-per-peer while it has a request in progress.
+	 */
+	if ((fc->peer = peer_get((struct sockaddr *)&fc->addr)) != NULL)
+		fc->peer->nconn++;
+	s->http10 = strcmp(version, "HTTP/1.0") == 0;
+	conn = server_header(r, "Connection");
+	fc->close_after = s->http10 || fc->hup || quiescing ||
+	    (conn != NULL && policy_connection_lists(conn, "close"));
+	fc->deadline_ms = INT64_MAX;
+	next = proxy_begin(r, method, version, (struct sockaddr *)&fc->addr);
+	if (next != PROXY_RESPOND)
+		next = proxy_body_end(r);
+	if (next == PROXY_RESPOND)
+		front_respond(fc);
+	return 1;
+}
+
+/*
+ * Look at the next request head: 1 a request started, 0 more input is
+ * needed, -1 fc is gone.
+ */
+static int
+front_next(struct front *fc)
+{
+	struct gate_verdict	v;
+	ssize_t			n;
+
+	n = recv(fc->fd, peekbuf, peekmax, MSG_PEEK);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		front_close(fc);	/* gone, or closed between requests */
+		return -1;
+	}
 	switch (gate_check(peekbuf, (size_t)n, peekmax, &v)) {
 	case GATE_MORE:
-		return;
+		if (fc->hup) {
+			front_close(fc);	/* it will never be complete */
+			return -1;
+		}
+		return 0;
 	case GATE_REJECT:
-		pending_reject(p, v.status, v.code, v.message);
-		return;
+		front_reject(fc, v.status, v.code, v.message);
+		return -1;
 	case GATE_OK:
 		break;
 	}
-	evloop_unwatch(fd);
-	fd_moved = p->fd;
-	p->fd = -1;
-	/* libmicrohttpd owns the socket now, and closes it on failure */
-	if (MHD_add_connection(daemons[p->listen_idx], fd_moved,
-	    (struct sockaddr *)&p->addr, p->addrlen) != MHD_YES)
-		log_warn("cannot hand a connection to the HTTP server");
-	pending_free(p);
+	return front_start(fc, v.head_len);
+}
+
+static void
+front_cb(int fd, unsigned events, void *arg)
+{
+	struct front	*fc = arg;
+
+	(void)fd;
+	if (fc->closing) {
+		front_drain(fc);
+		return;
+	}
+	if (events & EVLOOP_HUP)
+		fc->hup = 1;
+	if (fc->hup && fc->s != NULL) {
+		log_debug("%s: request %llu: client hung up", __func__,
+		    (unsigned long long)fc->s->r->id);
+		front_abort(fc, 1);
+		return;
+	}
+	(void)front_pump(fc);
 }
 
 static void
 gate_sweep_cb(void *arg)
 {
-	struct pending	*p, *next;
+	struct front	*fc, *next;
 	int64_t		 now = evloop_now_ms();
+	char		 c;
 
 	(void)arg;
-	for (p = pendings; p != NULL; p = next) {
-		next = p->next;
-		if (now < p->deadline_ms)
+	for (fc = fronts; fc != NULL; fc = next) {
+		next = fc->next;
+		if (now < fc->deadline_ms)
 			continue;
-		if (p->closing)
-			pending_free(p);
+		if (fc->closing)
+			front_close(fc);
+		else if (fc->s != NULL)
+			front_abort(fc, 1);	/* it stopped reading */
+		else if (fc->nreq > 0 && recv(fc->fd, &c, 1, MSG_PEEK) <= 0)
+			front_close(fc);	/* idle keep-alive */
 		else
-			pending_reject(p, 408, "request_timeout",
+			front_reject(fc, 408, "request_timeout",
 			    "the request head did not arrive in time");
 	}
 	evloop_timer_arm(&gate_timer, GATE_SWEEP_MS, gate_sweep_cb, NULL);
@@ -816,45 +1435,43 @@ gate_sweep_cb(void *arg)
 static void
 listen_ready_cb(int lfd, unsigned events, void *arg)
 {
-	struct pending	*p;
+	struct front	*fc;
 	struct conf	*c = proxy_conf();
 	int		 fd, i, one = 1;
 
 	(void)events;
 	for (i = 0; i < ACCEPT_BURST; i++) {
-		if ((p = calloc(1, sizeof(*p))) == NULL)
+		if ((fc = calloc(1, sizeof(*fc))) == NULL)
 			return;
-		p->addrlen = sizeof(p->addr);
-		fd = accept4(lfd, (struct sockaddr *)&p->addr, &p->addrlen,
+		fc->addrlen = sizeof(fc->addr);
+		fd = accept4(lfd, (struct sockaddr *)&fc->addr, &fc->addrlen,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {
 			if (errno != EAGAIN && errno != EINTR &&
 			    errno != ECONNABORTED)
 				log_warn("accept");
-			free(p);
+			free(fc);
 			return;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		p->fd = fd;
-		p->listen_idx = (size_t)(uintptr_t)arg;
-		p->deadline_ms = evloop_now_ms() +
+		fc->fd = fd;
+		fc->listen_idx = (size_t)(uintptr_t)arg;
+		fc->deadline_ms = evloop_now_ms() +
 		    SERVER_CLIENT_TIMEOUT_S * 1000;
-		p->next = pendings;
-		if (pendings != NULL)
-			pendings->prev = p;
-		pendings = p;
-		npending++;
-		if (nconns + npending > c->max_connections) {
+		fc->next = fronts;
+		if (fronts != NULL)
+			fronts->prev = fc;
+		fronts = fc;
+		nfront++;
+		conns_changed();
+		if (nconns + nfront > c->max_connections) {
 			metrics.rejected_overload++;
-			pending_reject(p, 503, "overloaded",
+			front_reject(fc, 503, "overloaded",
 			    "too many connections; retry later");
 			continue;
 		}
-		if (evloop_watch(fd, EVLOOP_IN | EVLOOP_EDGE, pending_ready_cb,
-		    p) != 0) {
-			pending_free(p);
-			continue;
-		}
+		if (front_watch(fc, 0) != 0)
+			front_close(fc);
 	}
 }
 
@@ -974,7 +1591,16 @@ server_setup(struct conf *c)
 void
 server_quiesce(void)
 {
-	size_t	i;
+	struct front	*fc, *next;
+	size_t		 i;
+
+	/* idle kept-alive connections close; busy ones after the answer */
+	quiescing = 1;
+	for (fc = fronts; fc != NULL; fc = next) {
+		next = fc->next;
+		if (fc->s == NULL && !fc->closing)
+			front_close(fc);
+	}
 
 	for (i = 0; i < ndaemons; i++)
 		if (listen_fds[i] != -1) {
@@ -990,8 +1616,8 @@ server_teardown(void)
 	const union MHD_DaemonInfo	*di;
 	size_t				 i;
 
-	while (pendings != NULL)
-		pending_free(pendings);
+	while (fronts != NULL)
+		front_close(fronts);
 	evloop_timer_disarm(&gate_timer);
 	free(peekbuf);
 	peekbuf = NULL;
