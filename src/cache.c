@@ -18,7 +18,7 @@
 #define FIELD_MAX	4096	/* Accept, Range... normalised in place */
 #define AGE_MAX		INT64_C(2147483648)	/* RFC 9111 5.1 */
 #define DELTA_MAX	UINT64_C(2147483648)	/* RFC 9111 1.2.2 */
-#define KEY_VERSION	1	/* bump when the key layout changes */
+#define KEY_VERSION	2	/* bump when the key layout changes */
 
 static const char	 rest_prefix[] = "/rest/v1/";
 static const char	 hexdig[] = "0123456789ABCDEF";
@@ -231,17 +231,24 @@ enum field_tag {
 	F_RAW = 0x02,	/* too long to normalise: the raw bytes */
 };
 
-/* digest one field as tag || digest(bytes) onto the running key input */
+/*
+ * Add one field to the key digest as tag || 64-bit length || bytes: the
+ * length keeps any two different field lists apart.
+ */
 static void
-key_field(unsigned char *acc, size_t *accn, enum field_tag tag,
-    const void *p, size_t n)
+key_field(struct crypto_digest_ctx *k, enum field_tag tag, const void *p,
+    size_t n)
 {
-	acc[(*accn)++] = (unsigned char)tag;
-	if (tag == F_ABSENT)
-		memset(acc + *accn, 0, CACHE_KEY_LEN);
-	else
-		crypto_digest(p, n, acc + *accn);
-	*accn += CACHE_KEY_LEN;
+	unsigned char	hdr[9];
+	uint64_t	len = tag == F_ABSENT ? 0 : (uint64_t)n;
+	int		i;
+
+	hdr[0] = (unsigned char)tag;
+	for (i = 0; i < 8; i++)
+		hdr[1 + i] = (unsigned char)(len >> (8 * i));
+	crypto_digest_update(k, hdr, sizeof(hdr));
+	if (len > 0)
+		crypto_digest_update(k, p, n);
 }
 
 /* trimmed, optionally lowercased copy of s; F_RAW if it does not fit */
@@ -344,7 +351,7 @@ norm_prefer(const char *s, char *buf, size_t *outn)
 
 /* key_field() for an optional string normalised by norm_simple() */
 static void
-key_simple(unsigned char *acc, size_t *accn, const char *s, int lc,
+key_simple(struct crypto_digest_ctx *k, const char *s, int lc,
     const char *dflt, char *buf)
 {
 	enum field_tag	 t;
@@ -353,43 +360,44 @@ key_simple(unsigned char *acc, size_t *accn, const char *s, int lc,
 	if (s == NULL) {
 		t = F_ABSENT;
 	} else if ((t = norm_simple(s, lc, buf, &n)) == F_RAW) {
-		key_field(acc, accn, F_RAW, s, strlen(s));
+		key_field(k, F_RAW, s, strlen(s));
 		return;
 	} else if (n == 0)
 		t = F_ABSENT;
 	if (t == F_ABSENT && dflt != NULL)
-		key_field(acc, accn, F_VALUE, dflt, strlen(dflt));
+		key_field(k, F_VALUE, dflt, strlen(dflt));
 	else
-		key_field(acc, accn, t, buf, n);
+		key_field(k, t, buf, n);
 }
 
 void
 cache_key(const struct cache_key_in *in, unsigned char out[CACHE_KEY_LEN])
 {
-	/* a version byte, then 9 fields of tag + digest */
-	unsigned char	 acc[1 + 9 * (1 + CACHE_KEY_LEN)];
-	char		 buf[2 * FIELD_MAX + 2];
-	const char	*plain[3], *s;
-	enum field_tag	 t;
-	size_t		 accn = 0, n, i;
+	struct crypto_digest_ctx k;
+	unsigned char		 v = KEY_VERSION;
+	char			 buf[2 * FIELD_MAX + 2];
+	const char		*plain[3], *s;
+	enum field_tag		 t;
+	size_t			 n, i;
 
-	acc[accn++] = KEY_VERSION;
+	crypto_digest_init(&k);
+	crypto_digest_update(&k, &v, 1);
 
 	s = in->method;
 	if (s != NULL && strcmp(s, "HEAD") == 0)
 		s = "GET";
-	key_field(acc, &accn, s ? F_VALUE : F_ABSENT, s, s ? strlen(s) : 0);
+	key_field(&k, s ? F_VALUE : F_ABSENT, s, s ? strlen(s) : 0);
 
 	plain[0] = in->path;
 	plain[1] = in->canon_query;
 	plain[2] = in->identity;
 	for (i = 0; i < 3; i++)
-		key_field(acc, &accn, plain[i] ? F_VALUE : F_ABSENT, plain[i],
+		key_field(&k, plain[i] ? F_VALUE : F_ABSENT, plain[i],
 		    plain[i] ? strlen(plain[i]) : 0);
-	key_simple(acc, &accn, in->range, 0, NULL, buf);
-	key_simple(acc, &accn, in->range_unit, 1, NULL, buf);
-	key_simple(acc, &accn, in->accept, 1, NULL, buf);
-	key_simple(acc, &accn, in->accept_profile, 0, "public", buf);
+	key_simple(&k, in->range, 0, NULL, buf);
+	key_simple(&k, in->range_unit, 1, NULL, buf);
+	key_simple(&k, in->accept, 1, NULL, buf);
+	key_simple(&k, in->accept_profile, 0, "public", buf);
 
 	t = F_ABSENT;
 	n = 0;
@@ -397,11 +405,11 @@ cache_key(const struct cache_key_in *in, unsigned char out[CACHE_KEY_LEN])
 	    (t = norm_prefer(s, buf, &n)) == F_VALUE && n == 0)
 		t = F_ABSENT;
 	if (t == F_RAW)
-		key_field(acc, &accn, F_RAW, s, strlen(s));
+		key_field(&k, F_RAW, s, strlen(s));
 	else
-		key_field(acc, &accn, t, buf, n);
+		key_field(&k, t, buf, n);
 
-	crypto_digest(acc, accn, out);
+	crypto_digest_final(&k, out);
 }
 
 /*

@@ -157,6 +157,30 @@ crypto_digest(const void *msg, size_t len, unsigned char out[32])
 	crypto_generichash(out, 32, msg, len, NULL, 0);
 }
 
+_Static_assert(sizeof(crypto_generichash_state) <=
+    sizeof(((struct crypto_digest_ctx *)0)->opaque),
+    "crypto_digest_ctx too small");
+
+void
+crypto_digest_init(struct crypto_digest_ctx *c)
+{
+	crypto_generichash_init((crypto_generichash_state *)c->opaque, NULL,
+	    0, 32);
+}
+
+void
+crypto_digest_update(struct crypto_digest_ctx *c, const void *p, size_t n)
+{
+	crypto_generichash_update((crypto_generichash_state *)c->opaque, p, n);
+}
+
+void
+crypto_digest_final(struct crypto_digest_ctx *c, unsigned char out[32])
+{
+	crypto_generichash_final((crypto_generichash_state *)c->opaque, out,
+	    32);
+}
+
 long
 crypto_b64url_encode(const void *in, size_t inlen, char *out, size_t outlen)
 {

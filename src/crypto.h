@@ -34,6 +34,13 @@ void crypto_hmac_sha256(const void *key, size_t keylen, const void *msg,
  * for SHA-512, and the two would clash at compile and link time.)
  */
 void crypto_digest(const void *, size_t, unsigned char out[32]);
+/* the same digest over pieces: init, any number of updates, final */
+struct crypto_digest_ctx {
+	_Alignas(64) unsigned char	opaque[384];
+};
+void crypto_digest_init(struct crypto_digest_ctx *);
+void crypto_digest_update(struct crypto_digest_ctx *, const void *, size_t);
+void crypto_digest_final(struct crypto_digest_ctx *, unsigned char out[32]);
 /* base64url without padding; returns length written or -1 */
 long crypto_b64url_encode(const void *, size_t, char *, size_t);
 long crypto_b64url_decode(const char *, size_t, void *, size_t);
