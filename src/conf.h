@@ -110,6 +110,7 @@ struct conf {
 	int			cache_off;	/* "cache off" */
 	uint64_t		cache_max_size;
 	uint64_t		cache_max_object;
+	uint64_t		cache_memory;
 	uint64_t		cache_swr_s;	/* stale-while-revalidate */
 	uint64_t		cache_sie_s;	/* stale-if-error */
 	char			**cache_rpc;	/* GET RPCs that may be cached */

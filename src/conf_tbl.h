@@ -95,5 +95,7 @@ CONF_V("cache-max-size", CT_SIZE, 0, 0, 1099511627776.0, "256M",
     cache_max_size, NULL, "cache database size limit")
 CONF_V("cache-max-object", CT_SIZE, 0, 0, 1073741824.0, "1M",
     cache_max_object, NULL, "largest cached response")
+CONF_V("cache-memory", CT_SIZE, 0, 0, 1073741824.0, "8M", cache_memory,
+    NULL, "memory holding the most used cache entries")
 CONF_V("sign-reuse-share", CT_DOUBLE, 0, 0, 1, "0.5",
     sign_reuse_share, NULL, "signed-URL lifetime share for reuse")

@@ -470,15 +470,10 @@ proxy_broker_data(struct request *r, const char *p, size_t n)
 static void
 invalidate(const char *object)
 {
-	struct store	*st = proxy_cache_store();
-	char		 tag[CACHE_TAG_MAX];
-	long		 n;
+	char	tag[CACHE_TAG_MAX];
 
-	if (st == NULL)
-		return;
 	object_tag(object, tag, sizeof(tag));
-	if ((n = store_invalidate_tag(st, tag)) > 0)
-		metrics.cache_invalidations += n;
+	(void)proxy_cache_invalidate_tag(tag);
 }
 
 static void

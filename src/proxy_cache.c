@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "crypto.h"
 #include "evloop.h"
+#include "hot.h"
 #include "jwt.h"
 #include "log.h"
 #include "metrics.h"
@@ -57,6 +58,9 @@ struct proxy_cache {
 static struct store	*st;
 static struct request	*leaders;
 
+/* the most used entries, in memory (hot.c); NULL when off */
+static struct hot	*hot;
+
 int
 proxy_cache_setup(const struct conf *c)
 {
@@ -74,14 +78,27 @@ proxy_cache_setup(const struct conf *c)
 		return -1;
 	}
 	metrics.cache_bytes = (int64_t)store_bytes(st);
+	hot = hot_new((size_t)c->cache_memory);
 	return 0;
 }
+
+/*
+ * The identity of supagate's own key, which every request without a
+ * user token shares: computed once per configuration.  The reference
+ * held keeps that configuration (and so the pointer compared) alive.
+ */
+static struct conf	*own_conf;
+static char		 own_identity[CACHE_IDENTITY_MIN];
 
 void
 proxy_cache_teardown(void)
 {
 	store_close(st);
 	st = NULL;
+	conf_unref(own_conf);
+	own_conf = NULL;
+	hot_free(hot);
+	hot = NULL;
 }
 
 /* the value of parameter name in a raw query, decoded; -1 if absent */
@@ -173,6 +190,20 @@ proxy_cache_store(void)
 	return st;
 }
 
+long
+proxy_cache_invalidate_tag(const char *tag)
+{
+	long	n;
+
+	if (st == NULL)
+		return 0;
+	n = store_invalidate_tag(st, tag);
+	hot_clear(hot);
+	if (n > 0)
+		metrics.cache_invalidations += n;
+	return n;
+}
+
 /* the identity the upstream answer is for, from what is sent upstream */
 void
 proxy_cache_identity(struct request *r, char *out, size_t outlen)
@@ -186,7 +217,16 @@ proxy_cache_identity(struct request *r, char *out, size_t outlen)
 		 * No Authorization, or supagate's own key as the bearer:
 		 * the key alone decides the role (no need to verify it)
 		 */
-		cache_identity(c->apikey->buf, 0, NULL, NULL, out, outlen);
+		if (own_conf != r->conf) {
+			conf_unref(own_conf);
+			own_conf = conf_ref(r->conf);
+			cache_identity(c->apikey->buf, 0, NULL, NULL,
+			    own_identity, sizeof(own_identity));
+		}
+		if (outlen >= sizeof(own_identity))
+			memcpy(out, own_identity, sizeof(own_identity));
+		else if (outlen > 0)
+			out[0] = '\0';	/* as cache_identity() does */
 		return;
 	}
 	tok = strncasecmp(a, "Bearer ", 7) == 0 ? a + 7 : NULL;
@@ -250,7 +290,7 @@ release_followers(struct request *r)
 
 /* answer r from entry e: hit, stale or 304 */
 static void
-answer(struct request *r, struct store_entry *e, const char *detail,
+answer(struct request *r, const struct store_entry *e, const char *detail,
     int64_t now)
 {
 	const char	*inm = server_header(r, "If-None-Match");
@@ -285,27 +325,45 @@ answer(struct request *r, struct store_entry *e, const char *detail,
 	r->cache_result = detail == NULL ? "HIT" : "STALE";
 }
 
+/* the freshness rules of a stored entry */
+static const struct cache_policy *
+entry_policy(const struct store_entry *e, struct cache_policy *pol)
+{
+	memset(pol, 0, sizeof(*pol));
+	pol->storable = 1;
+	pol->ttl_s = e->ttl_s;
+	pol->swr_s = e->swr_s;
+	pol->sie_s = e->sie_s;
+	return pol;
+}
+
 static enum pc_next
 lookup(struct request *r)
 {
 	struct proxy_cache	*pc = r->cache;
 	struct store_entry	 e;
+	const struct store_entry *he;
 	struct cache_policy	 pol;
 	struct request		*leader;
 	int64_t			 now = evloop_wall_s();
 	int			 rc;
 
+	if (pc->directive == CACHE_REQ_NORMAL &&
+	    (he = hot_get(hot, pc->key)) != NULL &&
+	    cache_freshness(he->stored_at, entry_policy(he, &pol), now) ==
+	    CACHE_FRESH) {
+		answer(r, he, NULL, now);
+		metrics.cache_hits++;
+		return PC_ANSWERED;
+	}
 	if (pc->directive == CACHE_REQ_NORMAL) {
 		memset(&e, 0, sizeof(e));
 		rc = store_get(st, pc->key, &e);
 		if (rc == 1) {
-			memset(&pol, 0, sizeof(pol));
-			pol.storable = 1;
-			pol.ttl_s = e.ttl_s;
-			pol.swr_s = e.swr_s;
-			pol.sie_s = e.sie_s;
-			switch (cache_freshness(e.stored_at, &pol, now)) {
+			switch (cache_freshness(e.stored_at,
+			    entry_policy(&e, &pol), now)) {
 			case CACHE_FRESH:
+				hot_put(hot, pc->key, &e);
 				answer(r, &e, NULL, now);
 				store_entry_fini(&e);
 				metrics.cache_hits++;
@@ -443,6 +501,7 @@ proxy_cache_revalidated(struct request *r, int status)
 		e->ttl_s = strtoull(strstr(cc, "max-age=") + 8, NULL, 10);
 	e->stored_at = now;
 	(void)store_put(st, pc->key, r->path, e, pc->tags, pc->ntags);
+	hot_drop(hot, pc->key);
 	r->head.len = 0;
 	answer(r, e, NULL, now);
 	r->cache_result = "HIT";
@@ -577,6 +636,7 @@ proxy_cache_head(struct request *r)
 			return;
 		n = pc->write == 1 ? store_invalidate_tag(st, pc->write_tag) :
 		    store_purge_prefix(st, "/rest/v1/");
+		hot_clear(hot);
 		if (n > 0)
 			metrics.cache_invalidations += n;
 		metrics.cache_bytes = (int64_t)store_bytes(st);
@@ -706,6 +766,7 @@ proxy_cache_done(struct request *r, enum upstream_result res)
 		e.ttl_s = pc->policy.ttl_s;
 		e.swr_s = pc->policy.swr_s;
 		e.sie_s = pc->policy.sie_s;
+		hot_drop(hot, pc->key);
 		if (!hdrs.overflow && store_put(st, pc->key, r->path, &e,
 		    pc->tags, pc->ntags) == 0) {
 			metrics.cache_bytes = (int64_t)store_bytes(st);
@@ -784,6 +845,7 @@ proxy_cache_purge(struct request *r)
 		    "table, prefix=/path or all=1");
 		return;
 	}
+	hot_clear(hot);
 	if (n < 0) {
 		proxy_error(r, 500, "store_error", "the cache store failed");
 		return;

@@ -52,6 +52,8 @@ void proxy_cache_free(struct request *);
 void proxy_cache_purge(struct request *);
 /* the open store, NULL when the cache is off (for the signed-URL broker) */
 struct store *proxy_cache_store(void);
+/* drop every entry tagged tag (counted in the metrics); how many */
+long proxy_cache_invalidate_tag(const char *tag);
 /* the identity r's upstream answer is for (cache partition), into out */
 void proxy_cache_identity(struct request *, char *out, size_t outlen);
 /* health members: "\"cache\":{...}" */

@@ -1,0 +1,201 @@
+/*
+ * hot: the most recently used cache entries in memory, in front of the
+ * SQLite store, so that a hit on them costs no database work.  A copy,
+ * never the authority: the store keeps every entry; this set is dropped
+ * whenever entries could have changed in ways it cannot follow (tag and
+ * prefix invalidations, purges) and updated when one key is replaced.
+ */
+#include "config.h"
+
+#include <sys/queue.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hot.h"
+
+struct hot_ent {
+	unsigned char		 key[CACHE_KEY_LEN];
+	struct store_entry	 e;
+	size_t			 bytes;
+	struct hot_ent		*hnext;		/* hash chain */
+	TAILQ_ENTRY(hot_ent)	 lru;		/* most recent first */
+};
+
+struct hot {
+	struct hot_ent		**bucket;
+	size_t			 nbucket;	/* a power of two */
+	size_t			 n;
+	size_t			 bytes;
+	size_t			 max_bytes;
+	TAILQ_HEAD(hot_lru, hot_ent) lru;
+};
+
+#define HOT_BUCKETS_MIN	256
+#define HOT_OVERHEAD	(sizeof(struct hot_ent) + 64)
+
+static size_t
+slot(const struct hot *h, const unsigned char *key)
+{
+	size_t	v;
+
+	/* the key is a digest: any of its bytes are well mixed */
+	memcpy(&v, key, sizeof(v));
+	return v & (h->nbucket - 1);
+}
+
+struct hot *
+hot_new(size_t max_bytes)
+{
+	struct hot	*h;
+
+	if (max_bytes == 0 || (h = calloc(1, sizeof(*h))) == NULL)
+		return NULL;
+	h->nbucket = HOT_BUCKETS_MIN;
+	if ((h->bucket = calloc(h->nbucket, sizeof(*h->bucket))) == NULL) {
+		free(h);
+		return NULL;
+	}
+	h->max_bytes = max_bytes;
+	TAILQ_INIT(&h->lru);
+	return h;
+}
+
+static struct hot_ent **
+find(struct hot *h, const unsigned char *key)
+{
+	struct hot_ent	**pp;
+
+	for (pp = &h->bucket[slot(h, key)]; *pp != NULL; pp = &(*pp)->hnext)
+		if (memcmp((*pp)->key, key, CACHE_KEY_LEN) == 0)
+			return pp;
+	return pp;
+}
+
+static void
+unlink_free(struct hot *h, struct hot_ent **pp)
+{
+	struct hot_ent	*x = *pp;
+
+	*pp = x->hnext;
+	TAILQ_REMOVE(&h->lru, x, lru);
+	h->n--;
+	h->bytes -= x->bytes;
+	store_entry_fini(&x->e);
+	free(x);
+}
+
+const struct store_entry *
+hot_get(struct hot *h, const unsigned char key[CACHE_KEY_LEN])
+{
+	struct hot_ent	*x;
+
+	if (h == NULL || (x = *find(h, key)) == NULL)
+		return NULL;
+	if (TAILQ_FIRST(&h->lru) != x) {
+		TAILQ_REMOVE(&h->lru, x, lru);
+		TAILQ_INSERT_HEAD(&h->lru, x, lru);
+	}
+	return &x->e;
+}
+
+void
+hot_drop(struct hot *h, const unsigned char key[CACHE_KEY_LEN])
+{
+	struct hot_ent	**pp;
+
+	if (h != NULL && *(pp = find(h, key)) != NULL)
+		unlink_free(h, pp);
+}
+
+static void
+grow(struct hot *h)
+{
+	struct hot_ent	**nb, *x, *next;
+	size_t		  i, n = h->nbucket * 2, s;
+
+	if ((nb = calloc(n, sizeof(*nb))) == NULL)
+		return;		/* longer chains, still correct */
+	for (i = 0; i < h->nbucket; i++)
+		for (x = h->bucket[i]; x != NULL; x = next) {
+			next = x->hnext;
+			memcpy(&s, x->key, sizeof(s));
+			s &= n - 1;
+			x->hnext = nb[s];
+			nb[s] = x;
+		}
+	free(h->bucket);
+	h->bucket = nb;
+	h->nbucket = n;
+}
+
+void
+hot_put(struct hot *h, const unsigned char key[CACHE_KEY_LEN],
+    const struct store_entry *e)
+{
+	struct hot_ent	*x, **pp;
+	size_t		 bytes;
+
+	if (h == NULL)
+		return;
+	hot_drop(h, key);
+	bytes = e->headers_len + e->body_len + HOT_OVERHEAD;
+	/* one entry may take an eighth of the room at most */
+	if (bytes > h->max_bytes / 8)
+		return;
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return;
+	x->e = *e;
+	x->e.headers = malloc(e->headers_len + 1);
+	x->e.body = malloc(e->body_len + 1);
+	if (x->e.headers == NULL || x->e.body == NULL) {
+		store_entry_fini(&x->e);
+		free(x);
+		return;
+	}
+	if (e->headers_len > 0)
+		memcpy(x->e.headers, e->headers, e->headers_len);
+	x->e.headers[e->headers_len] = '\0';
+	if (e->body_len > 0)
+		memcpy(x->e.body, e->body, e->body_len);
+	x->e.body[e->body_len] = '\0';
+	memcpy(x->key, key, CACHE_KEY_LEN);
+	x->bytes = bytes;
+	while (h->bytes + bytes > h->max_bytes && !TAILQ_EMPTY(&h->lru))
+		unlink_free(h, find(h, TAILQ_LAST(&h->lru, hot_lru)->key));
+	if (h->n >= h->nbucket)
+		grow(h);
+	pp = &h->bucket[slot(h, key)];
+	x->hnext = *pp;
+	*pp = x;
+	TAILQ_INSERT_HEAD(&h->lru, x, lru);
+	h->n++;
+	h->bytes += bytes;
+}
+
+void
+hot_clear(struct hot *h)
+{
+	struct hot_ent	*x;
+
+	if (h == NULL)
+		return;
+	while ((x = TAILQ_FIRST(&h->lru)) != NULL)
+		unlink_free(h, find(h, x->key));
+}
+
+void
+hot_free(struct hot *h)
+{
+	if (h == NULL)
+		return;
+	hot_clear(h);
+	free(h->bucket);
+	free(h);
+}
+
+size_t
+hot_bytes(const struct hot *h)
+{
+	return h != NULL ? h->bytes : 0;
+}
