@@ -1268,6 +1268,203 @@ START_TEST(ttl_per_prefix)
 }
 END_TEST
 
+/* ---- supagate's own HTTP/1.1 side (bodyless requests) ------------- */
+
+#define HOST_LINE	"Host: 127.0.0.1\r\n"
+
+/* the n-th (0-based) response in a raw exchange, or NULL */
+static const char *
+nth_response(const char *buf, int n)
+{
+	const char	*p = buf;
+
+	for (; p != NULL; p = strstr(p + 1, "HTTP/1.1 "))
+		if (strncmp(p, "HTTP/1.1 ", 9) == 0 && n-- == 0)
+			return p;
+	return NULL;
+}
+
+/* 1 if the head of the response at p holds the line "name: value" */
+static int
+head_has(const char *p, const char *line)
+{
+	const char	*end = strstr(p, "\r\n\r\n");
+	const char	*at = strstr(p, line);
+
+	return end != NULL && at != NULL && at < end;
+}
+
+START_TEST(front_pipelined_keepalive)
+{
+	static struct h_raw_resp	 rr;
+	static const char		 req[] =
+	    "GET /rest/v1/echo?a=1 HTTP/1.1\r\n" HOST_LINE "\r\n"
+	    "GET /rest/v1/echo?a=2 HTTP/1.1\r\n" HOST_LINE "\r\n"
+	    "GET /rest/v1/echo?a=3 HTTP/1.1\r\n" HOST_LINE
+	    "Connection: close\r\n\r\n";
+	const char			*r1, *r2, *r3;
+
+	h_raw(gate.port, req, sizeof(req) - 1, H_RAW_CLOSE, 10000, &rr);
+	ck_assert_msg(rr.closed && !rr.timed_out, "not closed after three");
+	r1 = nth_response(rr.buf, 0);
+	r2 = nth_response(rr.buf, 1);
+	r3 = nth_response(rr.buf, 2);
+	ck_assert_ptr_nonnull(r1);
+	ck_assert_ptr_nonnull(r2);
+	ck_assert_ptr_nonnull(r3);
+	ck_assert_ptr_null(nth_response(rr.buf, 3));
+	/* in order, each one whole, kept alive but for the last */
+	ck_assert(strncmp(r1, "HTTP/1.1 200", 12) == 0);
+	ck_assert(strncmp(r2, "HTTP/1.1 200", 12) == 0);
+	ck_assert(strncmp(r3, "HTTP/1.1 200", 12) == 0);
+	ck_assert_ptr_nonnull(strstr(r1, "\"query\":\"a=1\""));
+	ck_assert(strstr(r1, "\"query\":\"a=1\"") < r2);
+	ck_assert_ptr_nonnull(strstr(r2, "\"query\":\"a=2\""));
+	ck_assert(strstr(r2, "\"query\":\"a=2\"") < r3);
+	ck_assert_ptr_nonnull(strstr(r3, "\"query\":\"a=3\""));
+	ck_assert(!head_has(r1, "Connection: close"));
+	ck_assert(!head_has(r2, "Connection: close"));
+	ck_assert(head_has(r3, "Connection: close"));
+	ck_assert(head_has(r1, "Date: "));
+}
+END_TEST
+
+START_TEST(front_http10_closes)
+{
+	static struct h_raw_resp	 rr;
+	static const char		 req[] =
+	    "GET /rest/v1/bytes?n=70000&chunked=1 HTTP/1.0\r\n"
+	    HOST_LINE "\r\n";
+
+	/* no length known and no chunked coding in 1.0: the close ends it */
+	h_raw(gate.port, req, sizeof(req) - 1, H_RAW_CLOSE, 10000, &rr);
+	ck_assert_int_eq(rr.status, 200);
+	ck_assert(rr.closed && !rr.timed_out);
+	ck_assert(head_has(rr.buf, "Connection: close"));
+	ck_assert(!head_has(rr.buf, "Transfer-Encoding"));
+	ck_assert(!head_has(rr.buf, "Content-Length"));
+	ck_assert_uint_eq(rr.body_len, 70000);
+}
+END_TEST
+
+START_TEST(front_chunked_when_length_unknown)
+{
+	static struct h_raw_resp	 rr;
+	static const char		 req[] =
+	    "GET /rest/v1/bytes?n=150000&chunked=1 HTTP/1.1\r\n"
+	    HOST_LINE "Connection: close\r\n\r\n";
+	const char			*p, *end;
+	char				*e;
+	size_t				 total = 0;
+	unsigned long			 n;
+	int				 chunks = 0, last = 0;
+
+	h_raw(gate.port, req, sizeof(req) - 1, H_RAW_CLOSE, 10000, &rr);
+	ck_assert_int_eq(rr.status, 200);
+	ck_assert(head_has(rr.buf, "Transfer-Encoding: chunked"));
+	ck_assert(!head_has(rr.buf, "Content-Length"));
+	p = strstr(rr.buf, "\r\n\r\n") + 4;
+	end = rr.buf + rr.len;
+	while (p < end && chunks < 10000) {
+		n = strtoul(p, &e, 16);
+		ck_assert_msg(e != p && e[0] == '\r' && e[1] == '\n',
+		    "bad chunk size line at %ld", (long)(p - rr.buf));
+		p = e + 2;
+		chunks++;
+		if (n == 0) {
+			last = 1;
+			ck_assert(p + 2 == end && p[0] == '\r' && p[1] == '\n');
+			break;
+		}
+		ck_assert((size_t)(end - p) >= n + 2);
+		ck_assert(p[n] == '\r' && p[n + 1] == '\n');
+		total += n;
+		p += n + 2;
+	}
+	ck_assert_msg(last, "no last chunk");
+	ck_assert_uint_eq(total, 150000);
+}
+END_TEST
+
+START_TEST(front_head_has_length_no_body)
+{
+	static struct h_raw_resp	 rr;
+	static const char		 req[] =
+	    "HEAD /rest/v1/bytes?n=5000 HTTP/1.1\r\n" HOST_LINE
+	    "Connection: close\r\n\r\n";
+
+	h_raw(gate.port, req, sizeof(req) - 1, H_RAW_CLOSE | H_RAW_HEAD,
+	    10000, &rr);
+	ck_assert_int_eq(rr.status, 200);
+	ck_assert(head_has(rr.buf, "Content-Length: 5000"));
+	ck_assert(rr.closed);
+	ck_assert_uint_eq(rr.len, (size_t)(strstr(rr.buf, "\r\n\r\n") + 4 -
+	    rr.buf));
+}
+END_TEST
+
+START_TEST(front_later_head_is_gated)
+{
+	static struct h_raw_resp	 rr;
+	static const char		 req[] =
+	    "GET /rest/v1/echo HTTP/1.1\r\n" HOST_LINE "\r\n"
+	    "GET /rest/v1/echo HTTP/1.1\r\n" HOST_LINE "No colon here\r\n\r\n";
+	const char			*r2;
+	struct h_resp			 r;
+
+	/* the second head on the connection is checked as strictly */
+	h_raw(gate.port, req, sizeof(req) - 1, H_RAW_CLOSE, 10000, &rr);
+	ck_assert(strncmp(rr.buf, "HTTP/1.1 200", 12) == 0);
+	ck_assert_ptr_nonnull(r2 = nth_response(rr.buf, 1));
+	ck_assert(strncmp(r2, "HTTP/1.1 400", 12) == 0);
+	ck_assert(head_has(r2, "Content-Type: application/json"));
+	ck_assert_ptr_nonnull(strstr(r2, "\"code\":\"bad_request\""));
+	ck_assert(rr.closed);
+	get_ok(&r, "/rest/v1/echo", NULL);
+	h_resp_free(&r);
+}
+END_TEST
+
+START_TEST(front_body_hands_over)
+{
+	static struct h_raw_resp	 rr;
+	static const char		 req[] =
+	    "GET /rest/v1/echo?a=1 HTTP/1.1\r\n" HOST_LINE "\r\n"
+	    "POST /rest/v1/sink HTTP/1.1\r\n" HOST_LINE
+	    "Content-Length: 5\r\n\r\nhello"
+	    "GET /rest/v1/echo?a=3 HTTP/1.1\r\n" HOST_LINE
+	    "Connection: close\r\n\r\n";
+	const char			*r2, *r3;
+
+	/* a request with a body moves the connection on, mid-stream */
+	h_raw(gate.port, req, sizeof(req) - 1, H_RAW_CLOSE, 10000, &rr);
+	ck_assert(strncmp(rr.buf, "HTTP/1.1 200", 12) == 0);
+	ck_assert_ptr_nonnull(r2 = nth_response(rr.buf, 1));
+	ck_assert_ptr_nonnull(r3 = nth_response(rr.buf, 2));
+	ck_assert(strncmp(r2, "HTTP/1.1 200", 12) == 0);
+	ck_assert_ptr_nonnull(strstr(r2, "\"bytes\":5,"));
+	ck_assert(strncmp(r3, "HTTP/1.1 200", 12) == 0);
+	ck_assert_ptr_nonnull(strstr(r3, "\"query\":\"a=3\""));
+	ck_assert(rr.closed);
+}
+END_TEST
+
+START_TEST(front_upstream_cut_is_not_clean)
+{
+	static struct h_raw_resp	 rr;
+	static const char		 req[] =
+	    "GET /rest/v1/bytes?n=200000&cut=70000 HTTP/1.1\r\n" HOST_LINE
+	    "\r\n";
+
+	/* announced 200000, upstream died at 70000: the client must see it */
+	h_raw(gate.port, req, sizeof(req) - 1, H_RAW_CLOSE, 10000, &rr);
+	ck_assert_int_eq(rr.status, 200);
+	ck_assert(head_has(rr.buf, "Content-Length: 200000"));
+	ck_assert(rr.closed && !rr.timed_out);
+	ck_assert_uint_lt(rr.body_len, 200000);
+}
+END_TEST
+
 static TCase *
 tc(Suite *s, const char *name, void (*fx)(void), int timeout)
 {
@@ -1303,6 +1500,16 @@ suite(void)
 	tcase_add_test(t, user_agent_is_ours);
 	tcase_add_test(t, log_is_redacted);
 	tcase_add_test(t, health_and_metrics);
+	tcase_add_test(t, survives);
+
+	t = tc(s, "front", fx_base, 60);
+	tcase_add_test(t, front_pipelined_keepalive);
+	tcase_add_test(t, front_http10_closes);
+	tcase_add_test(t, front_chunked_when_length_unknown);
+	tcase_add_test(t, front_head_has_length_no_body);
+	tcase_add_test(t, front_later_head_is_gated);
+	tcase_add_test(t, front_body_hands_over);
+	tcase_add_test(t, front_upstream_cut_is_not_clean);
 	tcase_add_test(t, survives);
 
 	t = tc(s, "override", fx_override, 30);
