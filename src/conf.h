@@ -108,6 +108,7 @@ struct conf {
 	uint64_t		max_connections;	/* default 1024 */
 	uint64_t		max_connections_per_peer; /* default 256 */
 	int			cache_off;	/* "cache off" */
+	int			access_log_off;	/* "access-log off" */
 	uint64_t		cache_max_size;
 	uint64_t		cache_max_object;
 	uint64_t		cache_memory;

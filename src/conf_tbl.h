@@ -99,3 +99,5 @@ CONF_V("cache-memory", CT_SIZE, 0, 0, 1073741824.0, "8M", cache_memory,
     NULL, "memory holding the most used cache entries")
 CONF_V("sign-reuse-share", CT_DOUBLE, 0, 0, 1, "0.5",
     sign_reuse_share, NULL, "signed-URL lifetime share for reuse")
+CONF_V("access-log", CT_ENUM, 0, 0, 0, "on", access_log_off, "on|off",
+    "one line per request on standard error")

@@ -215,12 +215,35 @@ log_safe(const char *s, struct sbuf *out)
 	}
 }
 
+/* the request's access log line */
+static void
+access_line(struct request *r, int status)
+{
+	struct sbuf	 line, q;
+	int64_t		 up_ms;
+
+	sbuf_init(&line, 8192);
+	sbuf_init(&q, 8192);
+	redact_query(r->query, &q);
+	log_safe(r->path, &line);
+	if (q.len > 0) {
+		sbuf_add(&line, "?", 1);
+		log_safe(sbuf_str(&q), &line);
+	}
+	up_ms = r->up_start_ms != 0 ? evloop_now_ms() - r->up_start_ms : -1;
+	log_access("%" PRIu64 " %s %s%s %d cache=%s upstream_ms=%" PRId64
+	    " bytes=%" PRIu64, r->id, r->method[0] ? r->method : "-",
+	    sbuf_str(&line), line.overflow ? "..." : "", status,
+	    r->cache_result != NULL ? r->cache_result : "PASS", up_ms,
+	    r->resp_bytes);
+	sbuf_fini(&line);
+	sbuf_fini(&q);
+}
+
 void
 proxy_free(struct request *r)
 {
-	struct sbuf	 line, q;
 	int		 status;
-	int64_t		 up_ms;
 
 	if (r == NULL)
 		return;
@@ -240,22 +263,8 @@ proxy_free(struct request *r)
 	status = r->answered && !r->client_gone ? r->status : 499;
 	metrics_request(r->route, status);
 
-	sbuf_init(&line, 8192);
-	sbuf_init(&q, 8192);
-	redact_query(r->query, &q);
-	log_safe(r->path, &line);
-	if (q.len > 0) {
-		sbuf_add(&line, "?", 1);
-		log_safe(sbuf_str(&q), &line);
-	}
-	up_ms = r->up_start_ms != 0 ? evloop_now_ms() - r->up_start_ms : -1;
-	log_access("%" PRIu64 " %s %s%s %d cache=%s upstream_ms=%" PRId64
-	    " bytes=%" PRIu64, r->id, r->method[0] ? r->method : "-",
-	    sbuf_str(&line), line.overflow ? "..." : "", status,
-	    r->cache_result != NULL ? r->cache_result : "PASS", up_ms,
-	    r->resp_bytes);
-	sbuf_fini(&line);
-	sbuf_fini(&q);
+	if (!r->conf->access_log_off)
+		access_line(r, status);
 
 	if (r->prev != NULL)
 		r->prev->next = r->next;

@@ -132,6 +132,15 @@ fx_conns(void)
 }
 
 static void
+fx_quiet(void)
+{
+	gate_up(BASE_CONF
+	    "upstream @UP@\n"
+	    "anon-key-file @DIR@/anon.key\n"
+	    "access-log off\n", up.port);
+}
+
+static void
 fx_maxconns(void)
 {
 	gate_up(BASE_CONF
@@ -1268,6 +1277,32 @@ START_TEST(ttl_per_prefix)
 }
 END_TEST
 
+START_TEST(access_log_off)
+{
+	static const char	 bad[] = "GET /rest/v1/echo HTTP/1.1\r\n"
+				    "Host: 127.0.0.1\r\nNo colon\r\n\r\n";
+	static struct h_raw_resp rr;
+	struct h_resp		 r;
+	char			*log;
+
+	get_ok(&r, "/rest/v1/echo?quiet=1", NULL);
+	h_resp_free(&r);
+	h_raw(gate.port, bad, sizeof(bad) - 1, H_RAW_CLOSE, 10000, &rr);
+	ck_assert_int_eq(rr.status, 400);
+	get_ok(&r, "/_supagate/health", NULL);	/* flush ordering */
+	h_resp_free(&r);
+	log = h_slurp(gate.log, NULL);
+	ck_assert_ptr_nonnull(log);
+	/* no access lines, but the other messages and the gate's refusal */
+	ck_assert_msg(strstr(log, "quiet=1") == NULL, "access line logged");
+	ck_assert_msg(strstr(log, "/_supagate/health") == NULL,
+	    "access line logged");
+	ck_assert_ptr_nonnull(strstr(log, "listening on"));
+	ck_assert_ptr_nonnull(strstr(log, "400 gate=bad_request"));
+	free(log);
+}
+END_TEST
+
 /* ---- supagate's own HTTP/1.1 side (bodyless requests) ------------- */
 
 #define HOST_LINE	"Host: 127.0.0.1\r\n"
@@ -1501,6 +1536,9 @@ suite(void)
 	tcase_add_test(t, log_is_redacted);
 	tcase_add_test(t, health_and_metrics);
 	tcase_add_test(t, survives);
+
+	t = tc(s, "quiet", fx_quiet, 30);
+	tcase_add_test(t, access_log_off);
 
 	t = tc(s, "front", fx_base, 60);
 	tcase_add_test(t, front_pipelined_keepalive);
