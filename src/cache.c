@@ -769,17 +769,39 @@ cache_request_directive(const char *cache_control, const char *pragma)
 	return nocache ? CACHE_REQ_NO_CACHE : CACHE_REQ_NORMAL;
 }
 
+/* statuses cache-ttl-status may name (RFC 9110 15.1, and 400) */
+static const int	 configurable[] = {
+	203, 300, 301, 308, 400, 404, 405, 410, 414, 501,
+};
+
+int
+cache_status_configurable(int status)
+{
+	size_t	i;
+
+	for (i = 0; i < sizeof(configurable) / sizeof(configurable[0]); i++)
+		if (configurable[i] == status)
+			return 1;
+	return 0;
+}
+
 void
 cache_response_policy(const struct cache_resp_in *in, struct cache_policy *pol)
 {
 	struct directive	 d;
 	const char		*cur;
 	uint64_t		 v, smax = 0, maxage = 0, swr = 0, sie = 0;
+	uint64_t		 dflt = in->default_ttl_s;
 	int			 has_smax = 0, has_maxage = 0, has_swr = 0;
-	int			 has_sie = 0, revalidate = 0, storable;
+	int			 has_sie = 0, revalidate = 0, storable, other;
 
+	/* another status the operator gave a lifetime: fresh only */
+	other = in->status_ttl_s > 0 && cache_status_configurable(in->status);
+	if (other)
+		dflt = in->status_ttl_s;
 	storable = (in->status == 200 || in->status == 204 ||
-	    in->status == 206) && !in->has_set_cookie && !in->has_vary_star;
+	    in->status == 206 || other) && !in->has_set_cookie &&
+	    !in->has_vary_star;
 	for (cur = in->cache_control; cur != NULL &&
 	    next_directive(&cur, &d);) {
 		if (tok_eq(d.name, d.namelen, "no-store") ||
@@ -808,12 +830,14 @@ cache_response_policy(const struct cache_resp_in *in, struct cache_policy *pol)
 		}
 	}
 	memset(pol, 0, sizeof(*pol));
-	pol->ttl_s = has_smax ? smax : has_maxage ? maxage : in->default_ttl_s;
+	pol->ttl_s = has_smax ? smax : has_maxage ? maxage : dflt;
 	if (!storable || pol->ttl_s == 0) {
 		pol->ttl_s = 0;
 		return;
 	}
 	pol->storable = 1;
+	if (other)
+		return;
 	pol->swr_s = has_swr ? swr : revalidate ? 0 : in->swr_s;
 	pol->sie_s = has_sie ? sie : revalidate ? 0 : in->sie_s;
 }

@@ -115,6 +115,7 @@ struct cache_resp_in {
 	int		 has_set_cookie;
 	int		 has_vary_star;
 	uint64_t	 default_ttl_s;	/* from config */
+	uint64_t	 status_ttl_s;	/* cache-ttl-status for status, or 0 */
 	uint64_t	 swr_s;		/* stale-while-revalidate window */
 	uint64_t	 sie_s;		/* stale-if-error window */
 };
@@ -125,12 +126,23 @@ struct cache_policy {
 	uint64_t	 sie_s;
 };
 /*
- * Storable: status 200, 204 or 206; no Set-Cookie, no "Vary: *", no
- * no-store, private or no-cache (bare or with field names) from upstream;
- * ttl is s-maxage, else max-age, else default_ttl_s; a ttl of 0 is not
- * storable.  Upstream stale-while-revalidate= and stale-if-error=
- * override swr_s and sie_s; must-revalidate and proxy-revalidate zero the
- * configured windows (not explicit upstream ones).  Directive names are
+ * 1 if status may be given a lifetime with cache-ttl-status: those RFC
+ * 9110 15.1 calls heuristically cacheable (203, 300, 301, 308, 404, 405,
+ * 410, 414, 501) and 400, PostgREST's answer to a malformed filter, which
+ * retrying does not change.  0 for any other status (200, 204 and 206
+ * included: they are always storable).
+ */
+int cache_status_configurable(int status);
+/*
+ * Storable: status 200, 204 or 206, or a configurable status (above)
+ * with a status_ttl_s; no Set-Cookie, no "Vary: *", no no-store, private
+ * or no-cache (bare or with field names) from upstream; ttl is s-maxage,
+ * else max-age, else default_ttl_s (status_ttl_s for a configurable
+ * status); a ttl of 0 is not storable.  Upstream stale-while-revalidate=
+ * and stale-if-error= override swr_s and sie_s; must-revalidate and
+ * proxy-revalidate zero the configured windows (not explicit upstream
+ * ones).  A configurable status gets no windows at all, so it is never
+ * served stale (nor as a stale-if-error fallback).  Directive names are
  * case-insensitive, values may be quoted, the first occurrence of each
  * wins, an invalid value (empty, negative, not digits) counts as 0, and
  * values saturate at 2^31 (RFC 9111 1.2.2).  Not storable: every field 0.

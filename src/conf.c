@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cache.h"
 #include "conf.h"
 #include "crypto.h"
 #include "jwt.h"
@@ -92,9 +93,11 @@ struct lex {
 enum tok { T_WORD, T_EOS, T_EOF, T_ERR };
 
 static handler_fn	h_listen, h_expose, h_allow_from, h_allow_origin,
-			h_allow_host, h_cache_rpc, h_cache_ttl_for;
+			h_allow_host, h_cache_rpc, h_cache_ttl_for,
+			h_cache_ttl_status;
 static dump_fn		d_listen, d_expose, d_allow_from, d_allow_origin,
-			d_allow_host, d_cache_rpc, d_cache_ttl_for;
+			d_allow_host, d_cache_rpc, d_cache_ttl_for,
+			d_cache_ttl_status;
 
 #define CONF_V(n, t, f, mi, ma, d, fld, ch, h)				\
 	{ n, t, f, 1, mi, ma, d, offsetof(struct conf, fld), ch, NULL,	\
@@ -884,6 +887,69 @@ d_cache_ttl_for(const struct conf *c, FILE *fp)
 		    (unsigned long long)c->cache_ttl_for[i].ttl_s);
 }
 
+/* STATUS DURATION: a status cache.c allows, a whole number of seconds */
+static int
+h_cache_ttl_status(struct conf *c, char **argv, char *err, size_t errlen)
+{
+	const char	*v = argv[0];
+	char		 allowed[128];
+	uint64_t	 ms;
+	size_t		 i, o = 0;
+	int		 status, st;
+
+	if (strlen(v) != 3 || strspn(v, "0123456789") != 3 || v[0] < '1' ||
+	    v[0] > '5') {
+		snprintf(err, errlen, "\"%.100s\" is not an HTTP status", v);
+		return -1;
+	}
+	status = atoi(v);
+	if (!cache_status_configurable(status)) {
+		for (st = 100; st < 600; st++)
+			if (cache_status_configurable(st) && o < sizeof(allowed))
+				o += snprintf(allowed + o, sizeof(allowed) - o,
+				    "%s%d", o > 0 ? " " : "", st);
+		if (status == 200 || status == 204 || status == 206)
+			snprintf(err, errlen, "status %d is always cached "
+			    "(see cache-ttl)", status);
+		else
+			snprintf(err, errlen, "status %d may not be cached "
+			    "(allowed: %s)", status, allowed);
+		return -1;
+	}
+	for (i = 0; i < c->ncache_ttl_status; i++)
+		if (c->cache_ttl_status[i].status == status) {
+			snprintf(err, errlen, "status %d given twice", status);
+			return -1;
+		}
+	if (conf_parse_duration_ms(argv[1], &ms) != 0 || ms % 1000 != 0 ||
+	    ms == 0 || ms > UINT64_C(31536000000)) {
+		snprintf(err, errlen, "bad duration \"%.100s\" (whole seconds "
+		    "from 1s to 365d, e.g. 30s, 5m, 1h)", argv[1]);
+		return -1;
+	}
+	if (list_full(c->ncache_ttl_status, err, errlen))
+		return -1;
+	c->cache_ttl_status = xreallocarray(c->cache_ttl_status,
+	    c->ncache_ttl_status + 1, sizeof(*c->cache_ttl_status));
+	c->cache_ttl_status[c->ncache_ttl_status].status = status;
+	c->cache_ttl_status[c->ncache_ttl_status].ttl_s = ms / 1000;
+	c->ncache_ttl_status++;
+	return 0;
+}
+
+static void
+d_cache_ttl_status(const struct conf *c, FILE *fp)
+{
+	size_t	i;
+
+	if (c->ncache_ttl_status == 0)
+		fprintf(fp, "# cache-ttl-status (none)\n");
+	for (i = 0; i < c->ncache_ttl_status; i++)
+		fprintf(fp, "cache-ttl-status %d %llus\n",
+		    c->cache_ttl_status[i].status,
+		    (unsigned long long)c->cache_ttl_status[i].ttl_s);
+}
+
 static void
 d_cache_rpc(const struct conf *c, FILE *fp)
 {
@@ -1554,6 +1620,7 @@ conf_unref(struct conf *c)
 	for (i = 0; i < c->ncache_ttl_for; i++)
 		free(c->cache_ttl_for[i].prefix);
 	free(c->cache_ttl_for);
+	free(c->cache_ttl_status);
 	secret_free(c->apikey);
 	secret_free(c->jwt_secret);
 	free(c->file);

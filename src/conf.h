@@ -58,6 +58,12 @@ struct conf_ttl {
 	uint64_t	 ttl_s;
 };
 
+/* cache-ttl-status STATUS DURATION */
+struct conf_status_ttl {
+	int		 status;
+	uint64_t	 ttl_s;
+};
+
 struct conf_expose {
 	unsigned	methods;	/* CONF_M_* bits */
 	char		*prefix;	/* path prefix, starts with '/' */
@@ -119,6 +125,8 @@ struct conf {
 	int			cache_rpc_keep;	/* POST RPC invalidates none */
 	struct conf_ttl		*cache_ttl_for;	/* per-path lifetimes */
 	size_t			ncache_ttl_for;
+	struct conf_status_ttl	*cache_ttl_status; /* other statuses kept */
+	size_t			ncache_ttl_status;
 	int			cache_storage_public; /* 0 on, 1 off */
 	double			sign_reuse_share;
 };

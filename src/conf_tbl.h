@@ -56,6 +56,8 @@ CONF_V("cache-ttl", CT_DURATION_S, 0, 0, 31536000000.0, "60s",
     cache_ttl_s, NULL, "default cache lifetime")
 CONF_H("cache-ttl-for", CF_MULTI, 2, NULL, cache_ttl_for,
     "lifetime for paths under a prefix (the longest prefix wins)")
+CONF_H("cache-ttl-status", CF_MULTI, 2, NULL, cache_ttl_status,
+    "lifetime for reads answered with this status (e.g. 404)")
 CONF_V("cache-stale-while-revalidate", CT_DURATION_S, 0, 0, 31536000000.0,
     "0s", cache_swr_s, NULL, "serve stale while refreshing in background")
 CONF_V("cache-stale-if-error", CT_DURATION_S, 0, 0, 31536000000.0, "1d",

@@ -555,7 +555,8 @@ upstream_head_cb(void *arg, int status, const char *hdrs, size_t len)
 	metrics_upstream_latency(r->progress_ms - r->up_start_ms);
 	if (r->is_error)	/* we answered already (413 mid-upload) */
 		return -1;
-	if (status >= 500 && proxy_cache_stale(r, "5xx")) {
+	if (status >= 500 && !proxy_cache_keeps_status(r, status) &&
+	    proxy_cache_stale(r, "5xx")) {
 		server_wake(r);
 		return -1;
 	}

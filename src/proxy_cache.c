@@ -174,6 +174,18 @@ ttl_for(const struct conf *c, const char *path)
 	return ttl;
 }
 
+/* the cache-ttl-status lifetime of status, 0 if none is configured */
+static uint64_t
+status_ttl(const struct conf *c, int status)
+{
+	size_t	i;
+
+	for (i = 0; i < c->ncache_ttl_status; i++)
+		if (c->cache_ttl_status[i].status == status)
+			return c->cache_ttl_status[i].ttl_s;
+	return 0;
+}
+
 #define STORAGE_PUBLIC	"/storage/v1/object/public/"
 
 static const char *
@@ -656,6 +668,7 @@ proxy_cache_head(struct request *r)
 	in.has_vary_star = policy_head_value(sbuf_str(&r->head), "Vary",
 	    len, sizeof(len)) == 0 && strchr(len, '*') != NULL;
 	in.default_ttl_s = ttl_for(c, r->path);
+	in.status_ttl_s = pc->storage ? 0 : status_ttl(c, r->status);
 	in.swr_s = c->cache_swr_s;
 	in.sie_s = c->cache_sie_s;
 	cache_response_policy(&in, &pc->policy);
@@ -757,7 +770,10 @@ proxy_cache_done(struct request *r, enum upstream_result res)
 		e.headers_len = hdrs.len;
 		e.body = (unsigned char *)pc->body.s;
 		e.body_len = pc->body.len;
-		if (policy_head_value(sbuf_str(&r->head), "ETag", etag,
+		/* no validator for an error: RFC 9110 13.2.2 (no 304) */
+		if (r->status / 100 != 2)
+			e.etag[0] = '\0';
+		else if (policy_head_value(sbuf_str(&r->head), "ETag", etag,
 		    sizeof(etag)) == 0)
 			snprintf(e.etag, sizeof(e.etag), "%s", etag);
 		else
@@ -777,6 +793,15 @@ proxy_cache_done(struct request *r, enum upstream_result res)
 	pc->storing = 0;
 	sbuf_fini(&pc->body);
 	release_followers(r);
+}
+
+int
+proxy_cache_keeps_status(struct request *r, int status)
+{
+	struct proxy_cache	*pc = r->cache;
+
+	return pc != NULL && !pc->storage && pc->write == 0 &&
+	    status_ttl(r->conf, status) > 0;
 }
 
 int

@@ -40,6 +40,12 @@ void proxy_cache_done(struct request *, enum upstream_result);
  * if stale-if-error allows; 1 if answered.
  */
 int proxy_cache_stale(struct request *, const char *why);
+/*
+ * 1 if status is one that cache-ttl-status keeps for r's read: upstream's
+ * answer then stands (a configured 501 is not a failure that
+ * stale-if-error covers).
+ */
+int proxy_cache_keeps_status(struct request *, int status);
 /* make d, a background refresh of src's entry, store and lead; 0/-1 */
 int proxy_cache_adopt(struct request *d, struct request *src);
 /* the If-None-Match to send when revalidating a stored object, or NULL */

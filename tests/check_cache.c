@@ -1019,6 +1019,148 @@ START_TEST(test_response_policy_edges)
 END_TEST
 
 /*
+ * Other statuses with a configured lifetime (cache-ttl-status)
+ */
+
+static const struct {
+	int		 status;
+	uint64_t	 status_ttl;	/* cache-ttl-status, 0: none */
+	const char	*cc;
+	int		 cookie;
+	int		 storable;
+	uint64_t	 ttl;
+} status_cases[] = {
+	/* configured: stored for its own lifetime, never stale */
+	{ 404, 120, NULL, 0, 1, 120 },
+	{ 400, 5, NULL, 0, 1, 5 },
+	{ 203, 7, NULL, 0, 1, 7 },
+	{ 300, 7, NULL, 0, 1, 7 },
+	{ 301, 7, NULL, 0, 1, 7 },
+	{ 308, 7, NULL, 0, 1, 7 },
+	{ 405, 7, NULL, 0, 1, 7 },
+	{ 410, 7, NULL, 0, 1, 7 },
+	{ 414, 7, NULL, 0, 1, 7 },
+	{ 501, 7, NULL, 0, 1, 7 },
+	/* not configured (the default): not stored */
+	{ 404, 0, NULL, 0, 0, 0 },
+	{ 400, 0, NULL, 0, 0, 0 },
+	{ 501, 0, NULL, 0, 0, 0 },
+	{ 404, 0, "max-age=60", 0, 0, 0 },
+	/* never, whatever the caller passes */
+	{ 401, 60, NULL, 0, 0, 0 },
+	{ 403, 60, NULL, 0, 0, 0 },
+	{ 406, 60, NULL, 0, 0, 0 },
+	{ 409, 60, NULL, 0, 0, 0 },
+	{ 429, 60, NULL, 0, 0, 0 },
+	{ 500, 60, NULL, 0, 0, 0 },
+	{ 502, 60, NULL, 0, 0, 0 },
+	{ 503, 60, NULL, 0, 0, 0 },
+	{ 504, 60, NULL, 0, 0, 0 },
+	{ 302, 60, NULL, 0, 0, 0 },
+	{ 304, 60, NULL, 0, 0, 0 },
+	{ 201, 60, NULL, 0, 0, 0 },
+	{ 0, 60, NULL, 0, 0, 0 },
+	{ -404, 60, NULL, 0, 0, 0 },
+	/* upstream still decides: no-store, private, no-cache, cookies */
+	{ 404, 60, "no-store", 0, 0, 0 },
+	{ 404, 60, "private", 0, 0, 0 },
+	{ 404, 60, "no-cache", 0, 0, 0 },
+	{ 404, 60, NULL, 1, 0, 0 },
+	{ 404, 60, "max-age=0", 0, 0, 0 },
+	{ 404, 60, "max-age=5", 0, 1, 5 },
+	{ 404, 60, "s-maxage=9, max-age=5", 0, 1, 9 },
+	/* upstream stale windows do not apply to them */
+	{ 404, 60, "stale-while-revalidate=30, stale-if-error=600", 0, 1, 60 },
+	/* a 200 keeps cache-ttl (60 here), not the status lifetime */
+	{ 200, 5, NULL, 0, 1, 60 },
+};
+
+START_TEST(test_response_policy_status)
+{
+	struct cache_resp_in	 in;
+	struct cache_policy	 p;
+
+	memset(&in, 0, sizeof(in));
+	in.status = status_cases[_i].status;
+	in.status_ttl_s = status_cases[_i].status_ttl;
+	in.cache_control = status_cases[_i].cc;
+	in.has_set_cookie = status_cases[_i].cookie;
+	in.default_ttl_s = 60;
+	in.swr_s = 30;
+	in.sie_s = 300;
+	memset(&p, 0xa5, sizeof(p));
+	cache_response_policy(&in, &p);
+	ck_assert_msg(p.storable == status_cases[_i].storable &&
+	    p.ttl_s == status_cases[_i].ttl,
+	    "%d (status ttl %llu) \"%s\"%s: storable %d ttl %llu",
+	    status_cases[_i].status,
+	    (unsigned long long)status_cases[_i].status_ttl,
+	    status_cases[_i].cc ? status_cases[_i].cc : "(null)",
+	    status_cases[_i].cookie ? " Set-Cookie" : "", p.storable,
+	    (unsigned long long)p.ttl_s);
+	if (in.status == 200) {
+		ck_assert_uint_eq(p.swr_s, 30);
+		ck_assert_uint_eq(p.sie_s, 300);
+	} else {
+		/* never served stale, never a stale-if-error fallback */
+		ck_assert_uint_eq(p.swr_s, 0);
+		ck_assert_uint_eq(p.sie_s, 0);
+	}
+}
+END_TEST
+
+START_TEST(test_status_configurable)
+{
+	static const int	 yes[] = {
+		203, 300, 301, 308, 400, 404, 405, 410, 414, 501,
+	};
+	size_t			 i;
+	int			 st, n = 0;
+
+	for (i = 0; i < NELEM(yes); i++)
+		ck_assert_msg(cache_status_configurable(yes[i]), "%d", yes[i]);
+	for (st = -1000; st < 1000; st++)
+		n += cache_status_configurable(st);
+	ck_assert_int_eq(n, (int)NELEM(yes));
+	ck_assert(!cache_status_configurable(200));
+	ck_assert(!cache_status_configurable(401));
+	ck_assert(!cache_status_configurable(500));
+}
+END_TEST
+
+/* a 404 lives its lifetime, then is gone: no SWR, no SIE (time passed in) */
+START_TEST(test_status_freshness)
+{
+	struct cache_resp_in	 in;
+	struct cache_policy	 p, ok;
+	const int64_t		 t = 1000;
+
+	memset(&in, 0, sizeof(in));
+	in.status = 404;
+	in.status_ttl_s = 60;
+	in.default_ttl_s = 300;
+	in.swr_s = 30;
+	in.sie_s = 86400;
+	cache_response_policy(&in, &p);
+	ck_assert_int_eq(cache_freshness(t, &p, t), CACHE_FRESH);
+	ck_assert_int_eq(cache_freshness(t, &p, t + 59), CACHE_FRESH);
+	ck_assert_int_eq(cache_freshness(t, &p, t + 60), CACHE_EXPIRED);
+	ck_assert_int_eq(cache_freshness(t, &p, t + 86399), CACHE_EXPIRED);
+	/* the same windows keep a 200 servable stale */
+	in.status = 200;
+	cache_response_policy(&in, &ok);
+	ck_assert_int_eq(cache_freshness(t, &ok, t + 300), CACHE_STALE_SWR);
+	ck_assert_int_eq(cache_freshness(t, &ok, t + 331), CACHE_STALE_SIE);
+	/* upstream asking for stale-if-error on a 404 does not get it */
+	in.status = 404;
+	in.cache_control = "max-age=10, stale-if-error=3600";
+	cache_response_policy(&in, &p);
+	ck_assert_uint_eq(p.ttl_s, 10);
+	ck_assert_int_eq(cache_freshness(t, &p, t + 10), CACHE_EXPIRED);
+}
+END_TEST
+
+/*
  * Freshness
  */
 
@@ -1275,6 +1417,10 @@ cache_suite(void)
 	    NELEM(req_cases));
 	add(s, "response_policy", test_response_policy, NELEM(resp_cases));
 	add(s, "response_policy_edges", test_response_policy_edges, 0);
+	add(s, "response_policy_status", test_response_policy_status,
+	    NELEM(status_cases));
+	add(s, "status_configurable", test_status_configurable, 0);
+	add(s, "status_freshness", test_status_freshness, 0);
 	add(s, "freshness_windows", test_freshness_windows, 0);
 	add(s, "freshness_edges", test_freshness_edges, 0);
 	add(s, "age", test_age, 0);

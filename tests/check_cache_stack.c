@@ -1187,6 +1187,17 @@ own_start(struct h_proc *p, const char *conf)
 	    "supagate did not start with state-dir %s", own_state);
 }
 
+/* stop it and remove its state; frees conf */
+static void
+own_stop(struct h_proc *p, char *conf)
+{
+	int	killed;
+
+	h_stop(p, 5000, &killed);
+	free(conf);
+	run(h_fmt("rm -rf '%s'", own_state));
+}
+
 START_TEST(restart_keeps_entries)
 {
 	const char	*p = "/rest/v1/countries?select=code,name&id=lt.6"
@@ -1212,9 +1223,7 @@ START_TEST(restart_keeps_entries)
 	ck_assert_str_eq(hdr(&b, "Content-Type"), hdr(&a, "Content-Type"));
 	h_resp_free(&a);
 	h_resp_free(&b);
-	h_stop(&g, 5000, &killed);
-	free(conf);
-	run(h_fmt("rm -rf '%s'", own_state));
+	own_stop(&g, conf);
 }
 END_TEST
 
@@ -1971,6 +1980,327 @@ START_TEST(crash_safety)
 }
 END_TEST
 
+/* ---- 13. configured error statuses (cache-ttl-status) --------------- */
+
+#define NOTABLE		"/rest/v1/no_such_table?select=id"
+#define BADFILTER	"/rest/v1/countries?select=id&id=xx.1"
+
+/*
+ * GET (or HEAD) path through gate g: want the status and exactly up
+ * requests reaching PostgREST on relay ri
+ */
+static void
+get_status(struct h_resp *r, struct h_proc *g, int ri, const char *method,
+    const char *auth, const char *path, const char *const *extra,
+    long want, unsigned long up, const char *what)
+{
+	unsigned long	n0 = nreq(ri);
+
+	call(r, g->port, auth, method, path, extra, NULL);
+	ck_assert_msg(r->status == want && since(ri, n0) == up,
+	    "%s: %s %s: %ld (want %ld), upstream +%lu (want %lu), "
+	    "Cache-Status %s: %s%s", what, method, path, r->status, want,
+	    since(ri, n0), up, hdr(r, "Cache-Status"), r->body,
+	    relay_tail(3));
+}
+
+/* r is PostgREST's own answer: status, body and Content-Type */
+static void
+same_as_direct(const struct h_resp *r, const char *auth, const char *path,
+    const char *what)
+{
+	struct h_resp	d;
+
+	call(&d, 0, auth, "GET", path, NULL, NULL);
+	ck_assert_msg(d.status == r->status && d.body_len == r->body_len &&
+	    memcmp(d.body, r->body, d.body_len) == 0 &&
+	    strcmp(hdr(&d, "Content-Type"), hdr(r, "Content-Type")) == 0,
+	    "%s: GET %s\n  got    %ld %s %s\n  direct %ld %s %s", what, path,
+	    r->status, hdr(r, "Content-Type"), r->body, d.status,
+	    hdr(&d, "Content-Type"), d.body);
+	h_resp_free(&d);
+}
+
+/* a cached error: a hit with Age, no ETag, the stored body and type */
+static void
+error_hit(struct h_proc *g, const char *auth, const char *path, long want,
+    const struct h_resp *m, const char *what)
+{
+	struct h_resp	h;
+	char		age[32];
+
+	get_status(&h, g, 0, "GET", auth, path, NULL, want, 0, what);
+	ck_assert_msg(is_hit(&h), "%s: Cache-Status %s", what,
+	    hdr(&h, "Cache-Status"));
+	ck_assert_msg(h_resp_header(&h, "Age", age, sizeof(age)) != NULL &&
+	    age[0] >= '0' && age[0] <= '9', "%s: hit without Age", what);
+	ck_assert_msg(h_resp_header_count(&h, "ETag") == 0 &&
+	    h_resp_header_count(&h, "Cache-Status") == 1 &&
+	    h_resp_header_count(&h, "Age") == 1, "%s: headers\n%s", what,
+	    h.hdrs);
+	ck_assert_msg(h.body_len == m->body_len && memcmp(h.body, m->body,
+	    h.body_len) == 0, "%s: body %s, stored %s", what, h.body,
+	    m->body);
+	ck_assert_str_eq(hdr(&h, "Content-Type"), hdr(m, "Content-Type"));
+	h_resp_free(&h);
+}
+
+/* a miss that stored the error, equal to PostgREST's own answer */
+static void
+error_stored(struct h_resp *m, struct h_proc *g, int ri, const char *auth,
+    const char *path, long want, const char *what)
+{
+	get_status(m, g, ri, "GET", auth, path, NULL, want, 1, what);
+	ck_assert_msg(is_stored_miss(m) && strstr(hdr(m, "Cache-Status"),
+	    h_fmt("fwd-status=%ld", want)) != NULL, "%s: Cache-Status %s",
+	    what, hdr(m, "Cache-Status"));
+	same_as_direct(m, auth, path, what);
+}
+
+/* twice upstream, never stored */
+static void
+error_passes(struct h_proc *g, const char *path, const char *const *extra,
+    long want, const char *what)
+{
+	struct h_resp	r;
+	int		i;
+
+	for (i = 0; i < 2; i++) {
+		get_status(&r, g, 0, "GET", KEYLESS, path, extra, want, 1,
+		    what);
+		ck_assert_msg(!is_hit(&r) && strstr(hdr(&r, "Cache-Status"),
+		    "stored") == NULL, "%s %d: Cache-Status %s", what, i,
+		    hdr(&r, "Cache-Status"));
+		h_resp_free(&r);
+	}
+}
+
+static char *
+status_conf(int relay, const char *extra)
+{
+	return own_conf(h_fmt("http://127.0.0.1:%d", rc->port[relay]), extra);
+}
+
+START_TEST(error_status_stored)
+{
+	static const char *const obj[] = {
+		"Accept: application/vnd.pgrst.object+json", NULL
+	};
+	struct h_proc	 g;
+	struct h_resp	 m, a, r;
+	double		 hits0, miss0;
+	char		*conf;
+
+	own_state_dir();
+	conf = status_conf(0, "cache-ttl-status 404 300s\n"
+	    "cache-ttl-status 400 300s\n");
+	own_start(&g, conf);
+
+	/* a missing table: 404 stored, then a hit that upstream never sees */
+	hits0 = metric(&g, "supagate_cache_hits_total", "");
+	miss0 = metric(&g, "supagate_cache_misses_total", "");
+	error_stored(&m, &g, 0, KEYLESS, NOTABLE, 404, "missing table");
+	error_hit(&g, KEYLESS, NOTABLE, 404, &m, "missing table again");
+	ck_assert_msg(metric(&g, "supagate_cache_hits_total", "") ==
+	    hits0 + 1 && metric(&g, "supagate_cache_misses_total", "") ==
+	    miss0 + 1, "hit/miss counters did not move by 1");
+	/* no validator for an error: If-None-Match gets the 404 again */
+	get_status(&r, &g, 0, "GET", KEYLESS, NOTABLE,
+	    (const char *const[]){ "If-None-Match: *", NULL }, 404, 0,
+	    "If-None-Match *");
+	ck_assert_msg(is_hit(&r) && r.body_len == m.body_len,
+	    "If-None-Match *: %s %s", hdr(&r, "Cache-Status"), r.body);
+	h_resp_free(&r);
+	/* HEAD is answered from the stored GET */
+	get_status(&r, &g, 0, "HEAD", KEYLESS, NOTABLE, NULL, 404, 0,
+	    "HEAD missing table");
+	ck_assert_msg(is_hit(&r) && r.body_total == 0, "HEAD: %s, %llu bytes",
+	    hdr(&r, "Cache-Status"), (unsigned long long)r.body_total);
+	h_resp_free(&r);
+	/* another identity has its own entry */
+	error_stored(&a, &g, 0, alice_jwt, NOTABLE, 404, "alice's 404");
+	error_hit(&g, alice_jwt, NOTABLE, 404, &a, "alice's 404 again");
+	error_hit(&g, KEYLESS, NOTABLE, 404, &m, "anon's 404 still");
+	h_resp_free(&a);
+	/* a client's no-store still bypasses */
+	get_status(&r, &g, 0, "GET", KEYLESS, NOTABLE,
+	    (const char *const[]){ "Cache-Control: no-store", NULL }, 404, 1,
+	    "no-store");
+	h_resp_free(&r);
+	/* a purge of the table's tag drops both */
+	ck_assert_int_eq(purge(&g, "tag=public.no_such_table"), 2);
+	get_status(&r, &g, 0, "GET", KEYLESS, NOTABLE, NULL, 404, 1,
+	    "after purge");
+	ck_assert_msg(is_stored_miss(&r), "after purge: %s",
+	    hdr(&r, "Cache-Status"));
+	h_resp_free(&r);
+	h_resp_free(&m);
+
+	/* a malformed filter: PostgREST's 400, likewise */
+	error_stored(&m, &g, 0, KEYLESS, BADFILTER, 400, "bad filter");
+	ck_assert_msg(strstr(m.body, "\"code\"") != NULL, "400 body %s",
+	    m.body);
+	error_hit(&g, KEYLESS, BADFILTER, 400, &m, "bad filter again");
+	/* a successful write to the table drops it like any entry */
+	write_via(&g, "PATCH", "/rest/v1/countries?id=eq.-1",
+	    "{\"name\":\"x\"}");
+	get_status(&r, &g, 0, "GET", KEYLESS, BADFILTER, NULL, 400, 1,
+	    "bad filter after write");
+	ck_assert_msg(is_stored_miss(&r), "after write: %s",
+	    hdr(&r, "Cache-Status"));
+	h_resp_free(&r);
+	h_resp_free(&m);
+
+	/* a status that is not configured is never stored */
+	error_passes(&g, "/rest/v1/countries?id=gt.6", obj, 406, "406");
+
+	own_stop(&g, conf);
+}
+END_TEST
+
+/* the default: neither the 404 nor the 400 is stored */
+START_TEST(error_status_default)
+{
+	error_passes(&g_v, NOTABLE, NULL, 404, "404, verified gate");
+	error_passes(&g_b, NOTABLE, NULL, 404, "404, bearer-hash gate");
+	error_passes(&g_v, BADFILTER, NULL, 400, "400, verified gate");
+}
+END_TEST
+
+/* run SQL as postgres; then wait until PostgREST answers probe with want */
+static void
+ddl(const char *sql, const char *probe, long want)
+{
+	struct h_resp	r;
+	int64_t		deadline;
+	int		before = schema_loads(), ok = 0;
+
+	ck_assert_msg(run(h_fmt("'%s/psql' -X -q -h '%s' -p %d -U postgres "
+	    "-d postgres -v ON_ERROR_STOP=1 -c \"%s notify pgrst, "
+	    "'reload schema';\" >>'%s/psql.out' 2>&1", getenv("PGBIN") ?
+	    getenv("PGBIN") : "/usr/lib/postgresql/15/bin", pghost, pgport,
+	    sql, stack_dir)) == 0, "psql failed (see %s/psql.out)",
+	    stack_dir);
+	deadline = h_now_ms() + 10000;
+	while (!ok && h_now_ms() < deadline) {
+		if (schema_loads() > before) {
+			call(&r, 0, NULL, "GET", probe, NULL, NULL);
+			ok = r.status == want;
+			h_resp_free(&r);
+		}
+		if (!ok)
+			h_sleep_ms(50);
+	}
+	ck_assert_msg(ok, "PostgREST did not answer %s with %ld after: %s",
+	    probe, want, sql);
+}
+
+/* a cached 404 for a table that gets created is dropped by a write */
+START_TEST(error_status_table_created)
+{
+	const char	*p = "/rest/v1/errcache_new?select=id&order=id";
+	struct h_proc	 g;
+	struct h_resp	 m, r;
+	char		*conf;
+
+	ddl("drop table if exists public.errcache_new;", p, 404);
+	own_state_dir();
+	conf = status_conf(0, "cache-ttl-status 404 300s\n");
+	own_start(&g, conf);
+	error_stored(&m, &g, 0, KEYLESS, p, 404, "before create");
+
+	ddl("create table public.errcache_new (id int primary key); "
+	    "grant select, insert on public.errcache_new to anon;", p, 200);
+	/* supagate did not see that: the 404 stands for its lifetime */
+	error_hit(&g, KEYLESS, p, 404, &m, "created elsewhere");
+	/* a write through supagate invalidates the table's entries */
+	ck_assert_int_eq(write_via(&g, "POST", "/rest/v1/errcache_new",
+	    "{\"id\":1}"), 201);
+	get_status(&r, &g, 0, "GET", KEYLESS, p, NULL, 200, 1,
+	    "after POST");
+	ck_assert_msg(is_stored_miss(&r) && strcmp(r.body, "[{\"id\":1}]") ==
+	    0, "after POST: %s %s", hdr(&r, "Cache-Status"), r.body);
+	h_resp_free(&r);
+	get_hit(&g, KEYLESS, p, "created table");
+	h_resp_free(&m);
+
+	own_stop(&g, conf);
+}
+END_TEST
+
+/*
+ * A stored error is served only while fresh: never stale while
+ * revalidating, and never in place of an upstream failure (relay 1).
+ */
+START_TEST(error_status_never_stale)
+{
+	const char	*pa = "/rest/v1/no_such_table?select=a";
+	const char	*pb = "/rest/v1/no_such_table?select=b";
+	const char	*ok = "/rest/v1/countries?select=name&id=eq.2";
+	struct h_proc	 g;
+	struct h_resp	 m, r;
+	char		*conf;
+
+	own_state_dir();
+	conf = status_conf(1, "cache-ttl 1s\n"
+	    "cache-stale-while-revalidate 1h\n"
+	    "cache-stale-if-error 1h\n"
+	    "cache-ttl-status 404 1s\n"
+	    "upstream-timeout 1s\n");
+	own_start(&g, conf);
+	get_status(&m, &g, 1, "GET", KEYLESS, pa, NULL, 404, 1, "a");
+	ck_assert_msg(is_stored_miss(&m), "a: %s", hdr(&m, "Cache-Status"));
+	h_resp_free(&m);
+	get_status(&m, &g, 1, "GET", KEYLESS, pb, NULL, 404, 1, "b");
+	ck_assert_msg(is_stored_miss(&m), "b: %s", hdr(&m, "Cache-Status"));
+	get_status(&r, &g, 1, "GET", KEYLESS, ok, NULL, 200, 1, "200");
+	ck_assert_msg(is_stored_miss(&r), "200: %s", hdr(&r, "Cache-Status"));
+	h_resp_free(&r);
+	/* both lifetimes are 1s: once a wall second has passed, expired */
+	h_sleep_ms(1100);
+
+	/* not served stale while revalidating: fetched again */
+	get_status(&r, &g, 1, "GET", KEYLESS, pa, NULL, 404, 1, "a expired");
+	ck_assert_msg(starts(hdr(&r, "Cache-Status"), "supagate; fwd=miss") &&
+	    strstr(hdr(&r, "Cache-Status"), "stale") == NULL,
+	    "a expired: %s", hdr(&r, "Cache-Status"));
+	h_resp_free(&r);
+
+	/* upstream refuses: the expired 404 does not stand in for it */
+	relay_mode(1, R_DOWN);
+	call(&r, g.port, KEYLESS, "GET", pb, NULL, NULL);
+	ck_assert_msg(h_is_error(&r, 502, "upstream_unavailable") == 0 &&
+	    strstr(r.body, "no_such_table") == NULL,
+	    "b while refused: %ld %s %s", r.status, hdr(&r, "Cache-Status"),
+	    r.body);
+	h_resp_free(&r);
+	/* upstream hangs: the same, as a timeout */
+	relay_mode(1, R_HANG);
+	call(&r, g.port, KEYLESS, "GET", pb, NULL, NULL);
+	ck_assert_msg(h_is_error(&r, 504, "upstream_timeout") == 0,
+	    "b while hanging: %ld %s %s", r.status, hdr(&r, "Cache-Status"),
+	    r.body);
+	h_resp_free(&r);
+
+	/* back up: fetched and stored again, PostgREST's answer */
+	relay_mode(1, R_UP);
+	get_status(&r, &g, 1, "GET", KEYLESS, pb, NULL, 404, 1, "b up");
+	ck_assert_msg(is_stored_miss(&r) && r.body_len == m.body_len &&
+	    memcmp(r.body, m.body, m.body_len) == 0, "b up: %s %s",
+	    hdr(&r, "Cache-Status"), r.body);
+	h_resp_free(&r);
+	h_resp_free(&m);
+	/* while the 200, just as old, is served stale by the same rules */
+	call(&r, g.port, KEYLESS, "GET", ok, NULL, NULL);
+	ck_assert_msg(r.status == 200 && strstr(hdr(&r, "Cache-Status"),
+	    "stale-while-revalidate") != NULL, "200 expired: %ld %s",
+	    r.status, hdr(&r, "Cache-Status"));
+	h_resp_free(&r);
+
+	own_stop(&g, conf);
+}
+END_TEST
+
 /* ---- set-up and tear-down -------------------------------------------- */
 
 static void
@@ -2189,6 +2519,14 @@ cache_stack_suite(void)
 	    client_cache_control);
 	tcase_add_test(tcase(s, "never_cached", 40), never_cached);
 	tcase_add_test(tcase(s, "crash_safety", 60), crash_safety);
+	tcase_add_test(tcase(s, "error_status_stored", 40),
+	    error_status_stored);
+	tcase_add_test(tcase(s, "error_status_default", 30),
+	    error_status_default);
+	tcase_add_test(tcase(s, "error_status_table_created", 40),
+	    error_status_table_created);
+	tcase_add_test(tcase(s, "error_status_never_stale", 30),
+	    error_status_never_stale);
 	return s;
 }
 

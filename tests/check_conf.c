@@ -253,6 +253,7 @@ START_TEST(defaults)
 	ck_assert_uint_eq(c->nallow_origin, 0);
 	ck_assert_uint_eq(c->nallow_host, 0);
 	ck_assert(c->cache_ttl_s == 60);
+	ck_assert_uint_eq(c->ncache_ttl_status, 0);	/* no error cached */
 	ck_assert(c->upstream_timeout_ms == 60000);
 	ck_assert(c->functions_timeout_ms == 150000);
 	ck_assert(c->connect_timeout_ms == 10000);
@@ -301,6 +302,9 @@ START_TEST(good_values)
 	    "ca-file ca.pem\n"
 	    "cache-ttl 5m\n"
 	    "cache-ttl-for /rest/v1/countries 1h\n"
+	    "cache-ttl-status 404 1m\n"
+	    "cache-ttl-status 400 30\n"
+	    "cache-ttl-status 501 1d\n"
 	    "cache-rpc hello\n"
 	    "cache-storage-public on\n"
 	    "expose GET,HEAD /rest/v1/\n"
@@ -350,6 +354,13 @@ START_TEST(good_values)
 	ck_assert_str_eq(c->state_dir, "/var/tmp/sg");
 	ck_assert_str_eq(c->ca_file, "ca.pem");
 	ck_assert(c->cache_ttl_s == 300);
+	ck_assert_uint_eq(c->ncache_ttl_status, 3);
+	ck_assert_int_eq(c->cache_ttl_status[0].status, 404);
+	ck_assert(c->cache_ttl_status[0].ttl_s == 60);
+	ck_assert_int_eq(c->cache_ttl_status[1].status, 400);
+	ck_assert(c->cache_ttl_status[1].ttl_s == 30);
+	ck_assert_int_eq(c->cache_ttl_status[2].status, 501);
+	ck_assert(c->cache_ttl_status[2].ttl_s == 86400);
 	ck_assert_uint_eq(c->nexpose, 3);
 	ck_assert_uint_eq(c->expose[0].methods, CONF_M_GET | CONF_M_HEAD);
 	ck_assert_str_eq(c->expose[0].prefix, "/rest/v1/");
@@ -384,6 +395,9 @@ START_TEST(good_values)
 	HAS(out, "upstream-timeout 250ms\n");
 	HAS(out, "cache-ttl 5m\n");
 	HAS(out, "cache-ttl-for /rest/v1/countries 3600s\n");
+	HAS(out, "cache-ttl-status 404 60s\n");
+	HAS(out, "cache-ttl-status 400 30s\n");
+	HAS(out, "cache-ttl-status 501 86400s\n");
 	HAS(out, "cache-rpc hello\n");
 	HAS(out, "cache-storage-public on\n");
 	HAS(out, "max-body-size 100M\n");
@@ -428,6 +442,31 @@ static const struct {
 	{ "cache-ttl-for rest 1h", "bad path prefix" },
 	{ "cache-ttl-for /rest/v1/x 5q", "bad duration" },
 	{ "cache-ttl-for /rest/v1/x 250ms", "bad duration" },
+	{ "cache-ttl-status 401 1m", "cache-ttl-status: status 401 may not "
+	    "be cached (allowed: 203 300 301 308 400 404 405 410 414 501)" },
+	{ "cache-ttl-status 403 1m", "status 403 may not be cached" },
+	{ "cache-ttl-status 429 1m", "status 429 may not be cached" },
+	{ "cache-ttl-status 500 1m", "status 500 may not be cached" },
+	{ "cache-ttl-status 502 1m", "status 502 may not be cached" },
+	{ "cache-ttl-status 503 1m", "status 503 may not be cached" },
+	{ "cache-ttl-status 406 1m", "status 406 may not be cached" },
+	{ "cache-ttl-status 302 1m", "status 302 may not be cached" },
+	{ "cache-ttl-status 200 1m", "status 200 is always cached" },
+	{ "cache-ttl-status 206 1m", "status 206 is always cached" },
+	{ "cache-ttl-status 4O4 1m", "\"4O4\" is not an HTTP status" },
+	{ "cache-ttl-status 0404 1m", "is not an HTTP status" },
+	{ "cache-ttl-status 604 1m", "is not an HTTP status" },
+	{ "cache-ttl-status -404 1m", "is not an HTTP status" },
+	{ "cache-ttl-status 404", "cache-ttl-status: missing value" },
+	{ "cache-ttl-status 404 1m 2m", "cache-ttl-status: too many values" },
+	{ "cache-ttl-status 404 soon", "bad duration \"soon\"" },
+	{ "cache-ttl-status 404 250ms", "bad duration" },
+	{ "cache-ttl-status 404 1500ms", "bad duration" },
+	{ "cache-ttl-status 404 0s", "bad duration" },
+	{ "cache-ttl-status 404 -1m", "bad duration" },
+	{ "cache-ttl-status 404 366d", "bad duration" },
+	{ "cache-ttl-status 404 1h1m", "bad duration" },
+	{ "cache-ttl-status 404 \"\"", "bad duration" },
 	{ "cache-rpc \"a b\"", "is not a function name" },
 	{ "cache-storage-public maybe", "is not one of" },
 	{ "upstream-timeout 10", "" },	/* placeholder: fine, see below */
@@ -510,6 +549,25 @@ START_TEST(error_lines)
 	HAS(errs, "t.conf:4: max-body-size: bad value \"1x\"");
 	HAS(errs, "t.conf:7: connect-timeout: bad value \"forever\"");
 	HAS(errs, "t.conf:8: unknown keyword \"bogus\"");
+}
+END_TEST
+
+/* every bad cache-ttl-status line is reported, each at its own line */
+START_TEST(status_ttl_errors)
+{
+	struct conf	*c;
+
+	c = loadb("cache-ttl-status 404 1m\n"
+	    "cache-ttl-status 401 1m\n"
+	    "cache-ttl-status 404 5m\n"
+	    "cache-ttl-status 400 1x\n"
+	    "cache-ttl-status 400 10s\n");
+	FAILS(c);
+	HAS(errs, "t.conf:4: cache-ttl-status: status 401 may not be cached");
+	HAS(errs, "t.conf:5: cache-ttl-status: status 404 given twice");
+	HAS(errs, "t.conf:6: cache-ttl-status: bad duration \"1x\"");
+	HASNT(errs, "t.conf:3:");
+	HASNT(errs, "t.conf:7:");
 }
 END_TEST
 
@@ -1016,6 +1074,7 @@ conf_suite(void)
 	tcase_add_loop_test(tc, bad_value, 0,
 	    sizeof(bad_lines) / sizeof(bad_lines[0]));
 	tcase_add_test(tc, error_lines);
+	tcase_add_test(tc, status_ttl_errors);
 	tcase_add_test(tc, lexer);
 	tcase_add_test(tc, hostile);
 	tcase_add_test(tc, includes);

@@ -1500,6 +1500,60 @@ START_TEST(front_upstream_cut_is_not_clean)
 }
 END_TEST
 
+/* ---- the cache: configured statuses and stale-if-error --------------- */
+
+static void
+fx_status(void)
+{
+	gate_up(BASE_CONF
+	    "upstream @UP@\n"
+	    "anon-key-file @DIR@/anon.key\n"
+	    "cache-ttl 1s\n"
+	    "cache-stale-if-error 1h\n"
+	    "cache-ttl-status 501 1h\n", up.port);
+}
+
+/* GET target: want status and a Cache-Status containing cs */
+static void
+get_cs(const char *target, long want, const char *cs, const char *body)
+{
+	struct h_resp	r;
+	char		v[256];
+
+	ck_assert_msg(h_req(&r, gate.port, "GET", target, NULL) == 0,
+	    "GET %s: %s", target, r.err);
+	ck_assert_msg(r.status == want && h_resp_header(&r, "Cache-Status",
+	    v, sizeof(v)) != NULL && strstr(v, cs) != NULL &&
+	    strstr(r.body, body) != NULL, "GET %s: %ld (want %ld) %s, "
+	    "Cache-Status %s (want %s)", target, r.status, want, r.body,
+	    h_resp_header(&r, "Cache-Status", v, sizeof(v)) ? v : "(none)",
+	    cs);
+	h_resp_free(&r);
+}
+
+/*
+ * An entry past its lifetime, in its stale-if-error window: upstream's
+ * 500 is a failure, and the stale 200 is served; a 501 that the operator
+ * configured is upstream's answer, served and stored, not replaced by
+ * the stale 200.
+ */
+START_TEST(configured_status_not_an_error)
+{
+	const char	*a = "/rest/v1/status?code=200&then=501&t=cs-1";
+	const char	*b = "/rest/v1/status?code=200&then=500&t=cs-2";
+
+	get_cs(a, 200, "fwd=miss; fwd-status=200; stored", "status\":200");
+	get_cs(b, 200, "fwd=miss; fwd-status=200; stored", "status\":200");
+	h_sleep_ms(1100);	/* let the 1 s lifetime pass */
+	get_cs(b, 200, "detail=stale-if-error; fwd-error=5xx",
+	    "status\":200");
+	get_cs(a, 501, "fwd=miss; fwd-status=501; stored", "status\":501");
+	get_cs(a, 501, "supagate; hit", "status\":501");
+	ck_assert_int_eq(upstream_count("t=cs-1"), 2);
+	ck_assert_int_eq(upstream_count("t=cs-2"), 2);
+}
+END_TEST
+
 static TCase *
 tc(Suite *s, const char *name, void (*fx)(void), int timeout)
 {
@@ -1588,6 +1642,10 @@ suite(void)
 	t = tc(s, "swr", fx_swr, 30);
 	tcase_add_test(t, stale_while_revalidate);
 	tcase_add_test(t, ttl_per_prefix);
+	tcase_add_test(t, survives);
+
+	t = tc(s, "status", fx_status, 30);
+	tcase_add_test(t, configured_status_not_an_error);
 	tcase_add_test(t, survives);
 	return s;
 }

@@ -9,6 +9,8 @@
  *   fakeup --port-file F	bind 127.0.0.1:0, write the port to F
  *
  * "gen" counts its calls ({"n":k}; max-age 1 s the first time, 1 h later).
+ * "status?code=N" answers N; with "&then=M", M to every later request
+ * with the same path and query (as logged since the last reset).
  * "drop-on-reuse" echoes on a connection's first request and closes the
  * connection unanswered on any later one (a kept-alive connection that
  * the upstream dropped just as it was reused).
@@ -378,8 +380,30 @@ do_slowbody(struct MHD_Connection *c)
 	return ret;
 }
 
+/* how many logged requests had this path and query (this one included) */
+static int
+times_seen(const char *uri)
+{
+	cJSON	*e, *p, *q;
+	char	*path = raw_path(uri);
+	int	 n = 0;
+
+	pthread_mutex_lock(&log_mtx);
+	cJSON_ArrayForEach(e, log_arr) {
+		p = cJSON_GetObjectItemCaseSensitive(e, "path");
+		q = cJSON_GetObjectItemCaseSensitive(e, "query");
+		if (cJSON_IsString(p) && cJSON_IsString(q) &&
+		    strcmp(p->valuestring, path) == 0 &&
+		    strcmp(q->valuestring, raw_query(uri)) == 0)
+			n++;
+	}
+	pthread_mutex_unlock(&log_mtx);
+	free(path);
+	return n;
+}
+
 static enum MHD_Result
-do_status(struct MHD_Connection *c)
+do_status(struct MHD_Connection *c, const char *uri)
 {
 	struct MHD_Response	*r;
 	enum MHD_Result		 ret;
@@ -387,6 +411,8 @@ do_status(struct MHD_Connection *c)
 	char			 body[128];
 	int			 len;
 
+	if (arg_long(c, "then", 0) != 0 && times_seen(uri) > 1)
+		code = arg_long(c, "then", 0);
 	if (code < 100 || code > 599)
 		code = 400;
 	if (code == 204 || code == 304)
@@ -658,7 +684,7 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 	} else if (strcmp(seg, "hang") == 0)
 		ret = do_hang(c);
 	else if (strcmp(seg, "status") == 0)
-		ret = do_status(c);
+		ret = do_status(c, fr->uri);
 	else if (strcmp(seg, "sse") == 0)
 		ret = do_sse(c);
 	else if (strcmp(seg, "headers") == 0)
