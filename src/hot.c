@@ -7,16 +7,20 @@
  */
 #include "config.h"
 
+#include <sys/mman.h>
 #include <sys/queue.h>
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hot.h"
 
 struct hot_ent {
 	unsigned char		 key[CACHE_KEY_LEN];
-	struct store_entry	 e;
+	struct store_entry	 e;	/* a body in a file: e.body NULL */
+	int			 fd;	/* the body's memory file, or -1 */
 	size_t			 bytes;
 	struct hot_ent		*hnext;		/* hash chain */
 	TAILQ_ENTRY(hot_ent)	 lru;		/* most recent first */
@@ -33,6 +37,7 @@ struct hot {
 
 #define HOT_BUCKETS_MIN	256
 #define HOT_OVERHEAD	(sizeof(struct hot_ent) + 64)
+#define HOT_FILE_MIN	(16 * 1024)	/* bodies from here on: memfd */
 
 static size_t
 slot(const struct hot *h, const unsigned char *key)
@@ -81,17 +86,21 @@ unlink_free(struct hot *h, struct hot_ent **pp)
 	TAILQ_REMOVE(&h->lru, x, lru);
 	h->n--;
 	h->bytes -= x->bytes;
+	if (x->fd != -1)
+		close(x->fd);
 	store_entry_fini(&x->e);
 	free(x);
 }
 
 const struct store_entry *
-hot_get(struct hot *h, const unsigned char key[CACHE_KEY_LEN])
+hot_get(struct hot *h, const unsigned char key[CACHE_KEY_LEN], int *fd)
 {
 	struct hot_ent	*x;
 
+	*fd = -1;
 	if (h == NULL || (x = *find(h, key)) == NULL)
 		return NULL;
+	*fd = x->fd;
 	if (TAILQ_FIRST(&h->lru) != x) {
 		TAILQ_REMOVE(&h->lru, x, lru);
 		TAILQ_INSERT_HEAD(&h->lru, x, lru);
@@ -129,6 +138,34 @@ grow(struct hot *h)
 	h->nbucket = n;
 }
 
+/*
+ * A body this big is held in a memory file, so that it is sent with
+ * sendfile(2): the kernel takes its pages and the copy into the socket
+ * costs no user-space memcpy and write copy.  -1 if there is none.
+ */
+static int
+body_file(const struct store_entry *e)
+{
+	const unsigned char	*p = e->body;
+	size_t			 left = e->body_len;
+	ssize_t			 n;
+	int			 fd;
+
+	if ((fd = memfd_create("supagate-hot", MFD_CLOEXEC)) == -1)
+		return -1;
+	while (left > 0) {
+		if ((n = write(fd, p, left)) == -1 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			close(fd);
+			return -1;
+		}
+		p += n;
+		left -= (size_t)n;
+	}
+	return fd;
+}
+
 void
 hot_put(struct hot *h, const unsigned char key[CACHE_KEY_LEN],
     const struct store_entry *e)
@@ -146,9 +183,14 @@ hot_put(struct hot *h, const unsigned char key[CACHE_KEY_LEN],
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return;
 	x->e = *e;
+	x->e.body = NULL;
+	x->fd = e->body_len >= HOT_FILE_MIN ? body_file(e) : -1;
 	x->e.headers = malloc(e->headers_len + 1);
-	x->e.body = malloc(e->body_len + 1);
-	if (x->e.headers == NULL || x->e.body == NULL) {
+	if (x->fd == -1)
+		x->e.body = malloc(e->body_len + 1);
+	if (x->e.headers == NULL || (x->fd == -1 && x->e.body == NULL)) {
+		if (x->fd != -1)
+			close(x->fd);
 		store_entry_fini(&x->e);
 		free(x);
 		return;
@@ -156,9 +198,11 @@ hot_put(struct hot *h, const unsigned char key[CACHE_KEY_LEN],
 	if (e->headers_len > 0)
 		memcpy(x->e.headers, e->headers, e->headers_len);
 	x->e.headers[e->headers_len] = '\0';
-	if (e->body_len > 0)
-		memcpy(x->e.body, e->body, e->body_len);
-	x->e.body[e->body_len] = '\0';
+	if (x->e.body != NULL) {
+		if (e->body_len > 0)
+			memcpy(x->e.body, e->body, e->body_len);
+		x->e.body[e->body_len] = '\0';
+	}
 	memcpy(x->key, key, CACHE_KEY_LEN);
 	x->bytes = bytes;
 	while (h->bytes + bytes > h->max_bytes && !TAILQ_EMPTY(&h->lru))

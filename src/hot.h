@@ -14,10 +14,13 @@ struct hot *hot_new(size_t max_bytes);
 void hot_free(struct hot *);
 /*
  * The entry under key, or NULL; it stays valid until the next hot_put,
- * hot_drop, hot_clear or hot_free.  A NULL set holds nothing.
+ * hot_drop, hot_clear or hot_free.  A NULL set holds nothing.  A big
+ * body (16 KiB and more) is held in a memory file instead: then body is
+ * NULL and *fd is the file (the set's own: dup(2) it to keep it), else
+ * *fd is -1.
  */
 const struct store_entry *hot_get(struct hot *,
-    const unsigned char key[CACHE_KEY_LEN]);
+    const unsigned char key[CACHE_KEY_LEN], int *fd);
 /*
  * Hold a copy of e under key, replacing any older one and dropping the
  * least recently used entries to make room; an entry bigger than an

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "conf.h"
@@ -136,6 +137,7 @@ proxy_new(const char *target)
 	r->id = next_id++;
 	r->start_ms = evloop_now_ms();
 	r->route = POLICY_ROUTE_NONE;
+	r->body_fd = -1;
 	r->conf = conf_ref(cur_conf);
 	sbuf_init(&r->head, PROXY_HEAD_MAX);
 	sbuf_init(&r->errbody, PROXY_LOCAL_MAX);
@@ -279,6 +281,8 @@ proxy_free(struct request *r)
 	ring_fini(&r->respbuf);
 	sbuf_fini(&r->head);
 	sbuf_fini(&r->errbody);
+	if (r->body_fd != -1)
+		close(r->body_fd);
 	sbuf_fini(&r->replay);
 	conf_unref(r->conf);
 	free(r->target);

@@ -67,6 +67,8 @@ struct request {
 	int			 head_ready;
 	int			 is_error;	/* a JSON error of ours */
 	struct sbuf		 errbody;
+	int			 body_fd;	/* or a body in this file */
+	uint64_t		 body_fd_len;
 	int			 answered;	/* response handed to server */
 	int			 client_gone;	/* the client hung up */
 	char			*authz;		/* Authorization sent upstream */

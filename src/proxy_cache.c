@@ -3,6 +3,8 @@
 
 #include <sys/stat.h>
 
+#include <fcntl.h>
+
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "cache.h"
@@ -300,10 +303,13 @@ release_followers(struct request *r)
 	}
 }
 
-/* answer r from entry e: hit, stale or 304 */
+/*
+ * Answer r from entry e: hit, stale or 304.  The body is e's, or, when
+ * e's body is NULL, the file fd (hot.c), duplicated for the request.
+ */
 static void
-answer(struct request *r, const struct store_entry *e, const char *detail,
-    int64_t now)
+answer_from(struct request *r, const struct store_entry *e, int fd,
+    const char *detail, int64_t now)
 {
 	const char	*inm = server_header(r, "If-None-Match");
 	int64_t		 age = cache_age(e->stored_at, now);
@@ -329,12 +335,29 @@ answer(struct request *r, const struct store_entry *e, const char *detail,
 		    PRId64 "; detail=%s\r\n", strcmp(detail,
 		    "stale-while-revalidate") == 0 ? "hit" : "fwd=stale", ttl,
 		    detail);
-	if (!notmod && e->body_len > 0) {
+	if (!notmod && e->body_len > 0 && e->body == NULL) {
+		if (r->body_fd != -1)
+			close(r->body_fd);
+		r->body_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		r->body_fd_len = e->body_len;
+		if (r->body_fd == -1) {
+			proxy_error(r, 503, "overloaded", "out of file "
+			    "descriptors");
+			return;
+		}
+	} else if (!notmod && e->body_len > 0) {
 		if (e->body_len > r->errbody.max)
 			r->errbody.max = e->body_len;
 		sbuf_add(&r->errbody, (const char *)e->body, e->body_len);
 	}
 	r->cache_result = detail == NULL ? "HIT" : "STALE";
+}
+
+static void
+answer(struct request *r, const struct store_entry *e, const char *detail,
+    int64_t now)
+{
+	answer_from(r, e, -1, detail, now);
 }
 
 /* the freshness rules of a stored entry */
@@ -355,16 +378,17 @@ lookup(struct request *r)
 	struct proxy_cache	*pc = r->cache;
 	struct store_entry	 e;
 	const struct store_entry *he;
+	int			 hfd;
 	struct cache_policy	 pol;
 	struct request		*leader;
 	int64_t			 now = evloop_wall_s();
 	int			 rc;
 
 	if (pc->directive == CACHE_REQ_NORMAL &&
-	    (he = hot_get(hot, pc->key)) != NULL &&
+	    (he = hot_get(hot, pc->key, &hfd)) != NULL &&
 	    cache_freshness(he->stored_at, entry_policy(he, &pol), now) ==
 	    CACHE_FRESH) {
-		answer(r, he, NULL, now);
+		answer_from(r, he, hfd, NULL, now);
 		metrics.cache_hits++;
 		return PC_ANSWERED;
 	}

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <sys/queue.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <netinet/in.h>
@@ -102,11 +103,17 @@ struct front {
 	uint64_t		 left;		/* Content-Length still due */
 	int			 want_out;	/* waiting to write */
 
-	/* to send: out[off, len), then zbody[0, zlen) (not copied) */
+	/*
+	 * To send: out[off, len), then zbody[0, zlen) (not copied), then
+	 * file_left bytes of the file file_fd from file_off (sendfile).
+	 */
 	char			*out;
 	size_t			 off, len, cap;
 	const char		*zbody;
 	size_t			 zlen;
+	int			 file_fd;	/* the request's; -1: none */
+	off_t			 file_off;
+	uint64_t		 file_left;
 
 	int			 woken;
 	struct front		*next, *prev;	/* every front connection */
@@ -585,7 +592,14 @@ respond(struct sreq *s)
 	enum MHD_Result		 ret;
 	uint64_t		 size;
 
-	if (r->is_error && r->errbody.s != NULL) {
+	if (r->is_error && r->body_fd != -1) {
+		/* the file moves to libmicrohttpd, which closes it */
+		resp = MHD_create_response_from_fd(r->body_fd_len, r->body_fd);
+		if (resp != NULL) {
+			r->resp_bytes = r->body_fd_len;
+			r->body_fd = -1;
+		}
+	} else if (r->is_error && r->errbody.s != NULL) {
 		/* the body buffer moves to libmicrohttpd, which frees it */
 		resp = MHD_create_response_from_buffer(r->errbody.len,
 		    r->errbody.s, MHD_RESPMEM_MUST_FREE);
@@ -985,6 +999,8 @@ front_respond(struct front *fc)
 	fc->stream = fc->chunked = 0;
 	fc->zbody = NULL;
 	fc->zlen = 0;
+	fc->file_fd = -1;
+	fc->file_left = 0;
 	fc->left = UINT64_MAX;
 	fc->off = fc->len = 0;
 
@@ -1010,7 +1026,18 @@ front_respond(struct front *fc)
 	}
 	if (no_body)
 		;
-	else if (r->is_error) {
+	else if (r->is_error && r->body_fd != -1) {
+		size = r->body_fd_len;
+		n = snprintf(line, sizeof(line), "Content-Length: %" PRIu64
+		    "\r\n", size);
+		out_add(fc, line, (size_t)n);
+		if (!head_only) {
+			fc->file_fd = r->body_fd;
+			fc->file_off = 0;
+			fc->file_left = size;
+			r->resp_bytes = size;
+		}
+	} else if (r->is_error) {
 		size = r->errbody.s != NULL ? r->errbody.len : 0;
 		n = snprintf(line, sizeof(line), "Content-Length: %" PRIu64
 		    "\r\n", size);
@@ -1063,7 +1090,9 @@ front_send(struct front *fc)
 			iov[m.msg_iovlen].iov_base = (void *)fc->zbody;
 			iov[m.msg_iovlen++].iov_len = fc->zlen;
 		}
-		if ((n = sendmsg(fc->fd, &m, MSG_NOSIGNAL)) == -1) {
+		/* the file's bytes follow in the same segments */
+		if ((n = sendmsg(fc->fd, &m, MSG_NOSIGNAL |
+		    (fc->file_left > 0 ? MSG_MORE : 0))) == -1) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -1078,6 +1107,18 @@ front_send(struct front *fc)
 		fc->zlen -= k;
 	}
 	fc->off = fc->len = 0;
+	while (fc->file_left > 0) {
+		n = sendfile(fc->fd, fc->file_fd, &fc->file_off,
+		    fc->file_left > (1u << 30) ? (1u << 30) :
+		    (size_t)fc->file_left);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 1;
+		if (n <= 0)
+			return -1;	/* an error, or the file shrank */
+		fc->file_left -= (uint64_t)n;
+	}
 	return 0;
 }
 
@@ -1145,6 +1186,7 @@ front_finish(struct front *fc)
 	fc->peer = NULL;
 	fc->nreq++;
 	fc->stream = fc->chunked = 0;
+	fc->file_fd = -1;
 	if (fc->cap > FRONT_KEEP) {
 		/* an idle connection keeps a small buffer only */
 		free(fc->out);
@@ -1444,6 +1486,7 @@ listen_ready_cb(int lfd, unsigned events, void *arg)
 		if ((fc = calloc(1, sizeof(*fc))) == NULL)
 			return;
 		fc->addrlen = sizeof(fc->addr);
+		fc->file_fd = -1;
 		fd = accept4(lfd, (struct sockaddr *)&fc->addr, &fc->addrlen,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd == -1) {

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <check.h>
 
@@ -24,6 +25,15 @@ mkkey(unsigned char *k, unsigned n)
 		k[i] = (unsigned char)((n * 2654435761u) >> ((i % 4) * 8)) ^
 		    (unsigned char)i;
 	memcpy(k + CACHE_KEY_LEN - sizeof(n), &n, sizeof(n));
+}
+
+static int	last_fd;
+
+/* hot_get(), keeping the file descriptor it gives in last_fd */
+static const struct store_entry *
+get(struct hot *h, const unsigned char *k)
+{
+	return hot_get(h, k, &last_fd);
 }
 
 /* an entry with a body of n bytes of fill and a one-line head */
@@ -57,11 +67,11 @@ START_TEST(put_get_copy)
 	ck_assert_ptr_nonnull(h);
 	mkkey(k, 1);
 	mkkey(k2, 2);
-	ck_assert_ptr_null(hot_get(h, k));
+	ck_assert_ptr_null(get(h, k));
 	hot_put(h, k, &e);
 	/* a copy: changing the source does not change what is held */
 	e = mkent(100, 'b');
-	ck_assert_ptr_nonnull(g = hot_get(h, k));
+	ck_assert_ptr_nonnull(g = get(h, k));
 	ck_assert_int_eq(g->status, 200);
 	ck_assert_uint_eq(g->body_len, 100);
 	ck_assert_int_eq(g->body[0], 'a');
@@ -70,12 +80,12 @@ START_TEST(put_get_copy)
 	ck_assert_str_eq(g->etag, "\"e97\"");
 	ck_assert_int_eq(g->stored_at, 1000);
 	ck_assert_uint_eq(g->ttl_s, 60);
-	ck_assert_ptr_null(hot_get(h, k2));
+	ck_assert_ptr_null(get(h, k2));
 	/* replacing */
 	hot_put(h, k, &e);
-	ck_assert_int_eq(hot_get(h, k)->body[0], 'b');
+	ck_assert_int_eq(get(h, k)->body[0], 'b');
 	hot_drop(h, k);
-	ck_assert_ptr_null(hot_get(h, k));
+	ck_assert_ptr_null(get(h, k));
 	ck_assert_uint_eq(hot_bytes(h), 0);
 	hot_drop(h, k);			/* absent: no-op */
 	hot_free(h);
@@ -95,23 +105,23 @@ START_TEST(bound_and_lru)
 		ck_assert_uint_le(hot_bytes(h), 64 * 1024);
 		/* key 0 stays the most recently used one */
 		mkkey(k, 0);
-		ck_assert_ptr_nonnull(hot_get(h, k));
+		ck_assert_ptr_nonnull(get(h, k));
 	}
 	for (i = 0; i < 200; i++) {
 		mkkey(k, i);
-		held += hot_get(h, k) != NULL;
+		held += get(h, k) != NULL;
 	}
 	ck_assert_uint_gt(held, 10);
 	ck_assert_uint_lt(held, 200);
 	/* the newest ones are held, the oldest ones (but key 0) are not */
 	mkkey(k, 199);
-	ck_assert_ptr_nonnull(hot_get(h, k));
+	ck_assert_ptr_nonnull(get(h, k));
 	mkkey(k, 1);
-	ck_assert_ptr_null(hot_get(h, k));
+	ck_assert_ptr_null(get(h, k));
 	hot_clear(h);
 	ck_assert_uint_eq(hot_bytes(h), 0);
 	mkkey(k, 199);
-	ck_assert_ptr_null(hot_get(h, k));
+	ck_assert_ptr_null(get(h, k));
 	hot_free(h);
 }
 END_TEST
@@ -124,14 +134,14 @@ START_TEST(oversized_not_held)
 
 	mkkey(k, 7);
 	hot_put(h, k, &e);
-	ck_assert_ptr_null(hot_get(h, k));
+	ck_assert_ptr_null(get(h, k));
 	/* nor does a too big replacement keep the older, smaller copy */
 	e = mkent(10, 'y');
 	hot_put(h, k, &e);
-	ck_assert_ptr_nonnull(hot_get(h, k));
+	ck_assert_ptr_nonnull(get(h, k));
 	e = mkent(1 << 19, 'z');
 	hot_put(h, k, &e);
-	ck_assert_ptr_null(hot_get(h, k));
+	ck_assert_ptr_null(get(h, k));
 	hot_free(h);
 }
 END_TEST
@@ -150,7 +160,7 @@ START_TEST(many_keys_grow)
 	}
 	for (i = 0; i < 5000; i++) {
 		mkkey(k, i);
-		ck_assert_msg(hot_get(h, k) != NULL, "key %u lost", i);
+		ck_assert_msg(get(h, k) != NULL, "key %u lost", i);
 	}
 	for (i = 0; i < 5000; i += 2) {
 		mkkey(k, i);
@@ -158,8 +168,36 @@ START_TEST(many_keys_grow)
 	}
 	for (i = 0; i < 5000; i++) {
 		mkkey(k, i);
-		ck_assert_int_eq(hot_get(h, k) != NULL, i % 2);
+		ck_assert_int_eq(get(h, k) != NULL, i % 2);
 	}
+	hot_free(h);
+}
+END_TEST
+
+START_TEST(big_body_in_a_file)
+{
+	struct hot			*h = hot_new(8u << 20);
+	unsigned char			 k[CACHE_KEY_LEN];
+	static char			 back[100000];
+	struct store_entry		 e = mkent(100000, 'f');
+	const struct store_entry	*g;
+
+	mkkey(k, 3);
+	hot_put(h, k, &e);
+	ck_assert_ptr_nonnull(g = get(h, k));
+	ck_assert_int_ne(last_fd, -1);
+	ck_assert_ptr_null(g->body);
+	ck_assert_uint_eq(g->body_len, 100000);
+	ck_assert_str_eq(g->headers, "Content-Type: application/json\r\n");
+	ck_assert_int_eq(pread(last_fd, back, sizeof(back), 0), 100000);
+	ck_assert(back[0] == 'f' && back[99999] == 'f');
+	/* small bodies stay in memory */
+	e = mkent(100, 's');
+	mkkey(k, 4);
+	hot_put(h, k, &e);
+	ck_assert_ptr_nonnull(g = get(h, k));
+	ck_assert_int_eq(last_fd, -1);
+	ck_assert_ptr_nonnull(g->body);
 	hot_free(h);
 }
 END_TEST
@@ -173,7 +211,7 @@ START_TEST(off_is_empty)
 	mkkey(k, 1);
 	/* a NULL set (cache-memory 0) holds nothing and takes anything */
 	hot_put(NULL, k, &e);
-	ck_assert_ptr_null(hot_get(NULL, k));
+	ck_assert_ptr_null(get(NULL, k));
 	hot_drop(NULL, k);
 	hot_clear(NULL);
 	hot_free(NULL);
@@ -192,6 +230,7 @@ hot_suite(void)
 	tcase_add_test(tc, bound_and_lru);
 	tcase_add_test(tc, oversized_not_held);
 	tcase_add_test(tc, many_keys_grow);
+	tcase_add_test(tc, big_body_in_a_file);
 	tcase_add_test(tc, off_is_empty);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1484,6 +1484,64 @@ START_TEST(front_body_hands_over)
 }
 END_TEST
 
+/*
+ * A cached body of 16 KiB and more is held in a memory file and sent
+ * with sendfile(2): by supagate's side, and, on a connection handed to
+ * libmicrohttpd, by libmicrohttpd; HEAD sends the length only.
+ */
+START_TEST(big_hit_from_memory_file)
+{
+	static struct h_raw_resp	 rr;
+	static unsigned char		 want[100000];
+	static const char		 req[] =
+	    "POST /rest/v1/sink HTTP/1.1\r\n" HOST_LINE
+	    "Content-Length: 2\r\n\r\nhi"
+	    "GET /rest/v1/bytes?n=100000&t=big HTTP/1.1\r\n" HOST_LINE
+	    "Accept: */*\r\nConnection: close\r\n\r\n";
+	static const char		 head[] =
+	    "HEAD /rest/v1/bytes?n=100000&t=big HTTP/1.1\r\n" HOST_LINE
+	    "Accept: */*\r\nConnection: close\r\n\r\n";
+	const char			*path = "/rest/v1/bytes?n=100000&t=big";
+	const char			*r2, *body;
+	struct h_resp			 r;
+	char				 v[256];
+	int				 i;
+
+	pattern_fill(want, 0, sizeof(want));
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(h_get(&r, gate.port, path), 0);
+		ck_assert_int_eq(r.status, 200);
+		ck_assert_uint_eq(r.body_len, sizeof(want));
+		ck_assert(memcmp(r.body, want, sizeof(want)) == 0);
+		ck_assert_ptr_nonnull(h_resp_header(&r, "Cache-Status", v,
+		    sizeof(v)));
+		/* a miss, a hit read from the store, then one from memory */
+		ck_assert_msg(i == 0 ? strstr(v, "fwd=miss") != NULL :
+		    strstr(v, "; hit") != NULL, "%d: %s", i, v);
+		h_resp_free(&r);
+	}
+	/*
+	 * The same hit (with curl's Accept, which is a part of the key)
+	 * through libmicrohttpd, after a request with a body.
+	 */
+	h_raw(gate.port, req, sizeof(req) - 1, H_RAW_CLOSE, 10000, &rr);
+	ck_assert_ptr_nonnull(r2 = nth_response(rr.buf, 1));
+	ck_assert(strncmp(r2, "HTTP/1.1 200", 12) == 0);
+	ck_assert(head_has(r2, "Content-Length: 100000"));
+	ck_assert_ptr_nonnull(strstr(r2, "; hit"));
+	ck_assert_ptr_nonnull(body = strstr(r2, "\r\n\r\n"));
+	body += 4;
+	ck_assert_uint_eq((size_t)(rr.buf + rr.len - body), sizeof(want));
+	ck_assert(memcmp(body, want, sizeof(want)) == 0);
+	h_raw(gate.port, head, sizeof(head) - 1, H_RAW_CLOSE | H_RAW_HEAD,
+	    10000, &rr);
+	ck_assert_int_eq(rr.status, 200);
+	ck_assert(head_has(rr.buf, "Content-Length: 100000"));
+	ck_assert_uint_eq(rr.len, (size_t)(strstr(rr.buf, "\r\n\r\n") + 4 -
+	    rr.buf));
+}
+END_TEST
+
 START_TEST(front_upstream_cut_is_not_clean)
 {
 	static struct h_raw_resp	 rr;
@@ -1602,6 +1660,7 @@ suite(void)
 	tcase_add_test(t, front_later_head_is_gated);
 	tcase_add_test(t, front_body_hands_over);
 	tcase_add_test(t, front_upstream_cut_is_not_clean);
+	tcase_add_test(t, big_hit_from_memory_file);
 	tcase_add_test(t, survives);
 
 	t = tc(s, "override", fx_override, 30);
