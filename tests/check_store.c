@@ -819,6 +819,27 @@ START_TEST(queue)
 }
 END_TEST
 
+/* a new file gets 16 KiB pages (the header's big-endian bytes 16-17) */
+START_TEST(page_size)
+{
+	unsigned char	 hdr[18];
+	struct store	*st;
+	FILE		*f;
+
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(put_n(st, 1, "/", 100000, NULL, NULL), 0);
+	store_close(st);
+	ck_assert_ptr_nonnull(f = fopen(path, "rb"));
+	ck_assert_uint_eq(fread(hdr, 1, sizeof(hdr), f), sizeof(hdr));
+	fclose(f);
+	ck_assert_uint_eq(hdr[16] << 8 | hdr[17], 16384);
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(has(st, 1), 1);
+	ck_assert_int_eq(store_check(st), 1);
+	store_close(st);
+}
+END_TEST
+
 START_TEST(hostile)
 {
 	static char		 many[10000][CACHE_TAG_MAX];
@@ -900,6 +921,7 @@ store_suite(void)
 	tcase_add_test(tc, persistence);
 	tcase_add_test(tc, hostile);
 	tcase_add_test(tc, queue);
+	tcase_add_test(tc, page_size);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("file");
