@@ -64,6 +64,19 @@ static struct request	*leaders;
 /* the most used entries, in memory (hot.c); NULL when off */
 static struct hot	*hot;
 
+/* write the turn's stored responses in one transaction */
+static int64_t
+flush_hook_cb(void *arg)
+{
+	(void)arg;
+	if (st != NULL && store_queued(st) > 0) {
+		(void)store_flush(st);
+		metrics.cache_bytes = (int64_t)store_bytes(st);
+		metrics.cache_evictions = (int64_t)store_evictions(st);
+	}
+	return -1;
+}
+
 int
 proxy_cache_setup(const struct conf *c)
 {
@@ -78,6 +91,12 @@ proxy_cache_setup(const struct conf *c)
 		return -1;
 	if ((st = store_open(path, c->cache_max_size)) == NULL) {
 		log_warnx("cache disabled: cannot open %s", path);
+		return -1;
+	}
+	if (evloop_hook(flush_hook_cb, NULL) != 0) {
+		log_warnx("cache disabled: no event-loop hook left");
+		store_close(st);
+		st = NULL;
 		return -1;
 	}
 	metrics.cache_bytes = (int64_t)store_bytes(st);
@@ -807,11 +826,10 @@ proxy_cache_done(struct request *r, enum upstream_result res)
 		e.swr_s = pc->policy.swr_s;
 		e.sie_s = pc->policy.sie_s;
 		hot_drop(hot, pc->key);
-		if (!hdrs.overflow && store_put(st, pc->key, r->path, &e,
-		    pc->tags, pc->ntags) == 0) {
-			metrics.cache_bytes = (int64_t)store_bytes(st);
-			metrics.cache_evictions = (int64_t)store_evictions(st);
-		}
+		/* queued; flush_hook_cb writes it and counts */
+		if (!hdrs.overflow)
+			(void)store_put(st, pc->key, r->path, &e, pc->tags,
+			    pc->ntags);
 		sbuf_fini(&hdrs);
 	}
 	pc->storing = 0;

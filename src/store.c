@@ -21,8 +21,13 @@
 #define STORE_APP_ID	0x53475443	/* application_id, "SGTC" */
 #define BUSY_TIMEOUT_MS	1000
 #define WAL_LIMIT	(64 * 1024 * 1024)	/* journal_size_limit */
+#define PAGE_SIZE	16384		/* for new files; see open_db() */
+#define CHECKPOINT_BYTES (8 * 1024 * 1024)	/* WAL size to checkpoint at */
 #define TOUCH_MAX	64		/* LRU updates batched per flush */
 #define EVICT_BATCH	32		/* oldest entries read per round */
+#define QUEUE_MAX	256		/* puts queued before a forced flush */
+#define QUEUE_BYTES	(2 * 1024 * 1024)	/* or this many bytes */
+#define QUEUE_HASH	64		/* buckets; keys are digests */
 
 /*
  * Entries hold the small columns, bodies the blobs: an LRU update
@@ -121,6 +126,21 @@ struct touch {
 	int64_t		 at;
 };
 
+/*
+ * A put waiting for the next flush: one allocation holding the entry,
+ * its tags, path, headers and body (each NUL-terminated).
+ */
+struct pending {
+	struct pending	*prev, *next;	/* queue order */
+	struct pending	*hnext;		/* hash chain */
+	unsigned char	 key[CACHE_KEY_LEN];
+	char		*path;
+	struct store_entry e;
+	char		(*tags)[CACHE_TAG_MAX];
+	size_t		 ntags;
+	uint64_t	 size;		/* headers + body */
+};
+
 struct store {
 	sqlite3		*db;
 	sqlite3_stmt	*stmt[S__MAX];
@@ -132,6 +152,10 @@ struct store {
 	int64_t		 clock;	/* max(last_access) */
 	struct touch	 touch[TOUCH_MAX];	/* LRU updates to write */
 	size_t		 ntouch;
+	struct pending	*qhead, *qtail;	/* puts not yet written */
+	struct pending	*qhash[QUEUE_HASH];
+	size_t		 nq;
+	uint64_t	 qbytes;
 };
 
 /* open_db() results */
@@ -250,23 +274,6 @@ flush_touches(struct store *st)
 	return ret;
 }
 
-/* flush in a transaction of its own */
-static void
-flush_touches_tx(struct store *st)
-{
-	if (st->ntouch == 0)
-		return;
-	if (begin(st, __func__) == -1) {
-		st->ntouch = 0;
-		return;
-	}
-	if (flush_touches(st) == -1) {
-		rollback(st);
-		return;
-	}
-	(void)commit(st, __func__);
-}
-
 /*
  * Record an access of entry id, last used at last.  An entry among the
  * count/8 most recent accesses is left where it is (approximate LRU, as
@@ -293,7 +300,113 @@ touch(struct store *st, int64_t id, int64_t last)
 	st->touch[st->ntouch].id = id;
 	st->touch[st->ntouch].at = ++st->clock;
 	if (++st->ntouch == TOUCH_MAX)
-		flush_touches_tx(st);
+		(void)store_flush(st);
+}
+
+static int64_t
+clamp64(uint64_t v)
+{
+	return v > INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
+/* the queued put of key, or NULL */
+static struct pending *
+queue_find(const struct store *st, const unsigned char key[CACHE_KEY_LEN])
+{
+	struct pending	*q;
+
+	for (q = st->qhash[key[0] % QUEUE_HASH]; q != NULL; q = q->hnext)
+		if (memcmp(q->key, key, CACHE_KEY_LEN) == 0)
+			return q;
+	return NULL;
+}
+
+/* take q off the queue and free it */
+static void
+queue_drop(struct store *st, struct pending *q)
+{
+	struct pending	**pp;
+
+	for (pp = &st->qhash[q->key[0] % QUEUE_HASH]; *pp != NULL;
+	    pp = &(*pp)->hnext)
+		if (*pp == q) {
+			*pp = q->hnext;
+			break;
+		}
+	if (q->prev != NULL)
+		q->prev->next = q->next;
+	else
+		st->qhead = q->next;
+	if (q->next != NULL)
+		q->next->prev = q->prev;
+	else
+		st->qtail = q->prev;
+	st->nq--;
+	st->qbytes -= q->size;
+	free(q);
+}
+
+static void
+queue_clear(struct store *st)
+{
+	while (st->qhead != NULL)
+		queue_drop(st, st->qhead);
+}
+
+/* a copy of the put, queued behind the others; -1 on ENOMEM */
+static int
+queue_add(struct store *st, const unsigned char key[CACHE_KEY_LEN],
+    const char *path, const struct store_entry *e, uint64_t size,
+    char tags[][CACHE_TAG_MAX], size_t ntags)
+{
+	struct pending	*q;
+	size_t		 plen = strlen(path), i, n;
+	char		*p;
+
+	n = sizeof(*q) + ntags * CACHE_TAG_MAX + plen + 1 +
+	    e->headers_len + 1 + e->body_len + 1;
+	if ((q = malloc(n)) == NULL) {
+		log_warn("%s", __func__);
+		return -1;
+	}
+	memset(q, 0, sizeof(*q));
+	memcpy(q->key, key, CACHE_KEY_LEN);
+	q->e = *e;
+	/* as the database gives them back */
+	q->e.ttl_s = (uint64_t)clamp64(e->ttl_s);
+	q->e.swr_s = (uint64_t)clamp64(e->swr_s);
+	q->e.sie_s = (uint64_t)clamp64(e->sie_s);
+	q->size = size;
+	p = (char *)(q + 1);
+	q->tags = (char (*)[CACHE_TAG_MAX])p;
+	q->ntags = ntags;
+	for (i = 0; i < ntags; i++)
+		memcpy(q->tags[i], tags[i], CACHE_TAG_MAX);
+	p += ntags * CACHE_TAG_MAX;
+	q->path = p;
+	memcpy(p, path, plen + 1);
+	p += plen + 1;
+	q->e.headers = p;
+	if (e->headers_len > 0)
+		memcpy(p, e->headers, e->headers_len);
+	p[e->headers_len] = '\0';
+	p += e->headers_len + 1;
+	q->e.body = (unsigned char *)p;
+	if (e->body_len > 0)
+		memcpy(p, e->body, e->body_len);
+	p[e->body_len] = '\0';
+
+	q->hnext = st->qhash[key[0] % QUEUE_HASH];
+	st->qhash[key[0] % QUEUE_HASH] = q;
+	q->prev = st->qtail;
+	if (st->qtail != NULL)
+		st->qtail->next = q;
+	else
+		st->qhead = q;
+	st->qtail = q;
+	st->nq++;
+	st->qbytes += size;
+	return 0;
 }
 
 /*
@@ -518,7 +631,8 @@ open_db(struct store *st)
 {
 	const char	*mode;
 	sqlite3_stmt	*s = NULL;
-	char		 sql[96];
+	char		 sql[128];
+	int64_t		 page = 0;
 	int		 rc, corrupt = 0, ret;
 
 	if (create_file(st->path) == -1)
@@ -547,6 +661,15 @@ open_db(struct store *st)
 		db_fail(st, "locking_mode");
 		return OPEN_FAIL;
 	}
+	/*
+	 * 16 KiB pages for a new file (an existing one keeps its own): a
+	 * 64 KiB body is 5 pages instead of 17, so storing, reading and
+	 * evicting it takes a few pread/pwrite calls instead of dozens.
+	 * Only possible before WAL mode writes the header.
+	 */
+	snprintf(sql, sizeof(sql), "PRAGMA page_size = %d", PAGE_SIZE);
+	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+		log_warnx("%s: %s", st->path, sqlite3_errmsg(st->db));
 	/* the first read of the file: garbage shows up here */
 	rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode = WAL", -1, &s,
 	    NULL);
@@ -572,9 +695,17 @@ open_db(struct store *st)
 	default:
 		return corrupt ? OPEN_CORRUPT : OPEN_FAIL;
 	}
-	/* a cache entry may be lost on power failure, never half-written */
+	/*
+	 * A cache entry may be lost on power failure, never half-written.
+	 * Checkpoint at about CHECKPOINT_BYTES of WAL whatever the page
+	 * size (the default, 1000 pages, is 16 MB with 16 KiB pages: a
+	 * long stall of the loop each time).
+	 */
+	if (pragma_int(st, "PRAGMA page_size", &page, &corrupt) == -1)
+		return corrupt ? OPEN_CORRUPT : OPEN_FAIL;
 	snprintf(sql, sizeof(sql), "PRAGMA synchronous = NORMAL;"
-	    "PRAGMA journal_size_limit = %d", WAL_LIMIT);
+	    "PRAGMA journal_size_limit = %d;PRAGMA wal_autocheckpoint = %d",
+	    WAL_LIMIT, (int)(CHECKPOINT_BYTES / (page > 0 ? page : 4096)));
 	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
 		db_fail(st, __func__);
 		return OPEN_FAIL;
@@ -665,7 +796,7 @@ store_close(struct store *st)
 {
 	if (st == NULL)
 		return;
-	flush_touches_tx(st);
+	(void)store_flush(st);
 	close_db(st);
 	free(st->path);
 	free(st);
@@ -696,16 +827,36 @@ column_u64(sqlite3_stmt *s, int col)
 	return v > 0 ? (uint64_t)v : 0;
 }
 
+/* a queued put as a lookup result: 1, or -1 when out of memory */
+static int
+copy_pending(const struct pending *q, struct store_entry *e)
+{
+	*e = q->e;
+	e->headers = malloc(q->e.headers_len + 1);
+	e->body = malloc(q->e.body_len + 1);
+	if (e->headers == NULL || e->body == NULL) {
+		log_warnx("store_get: out of memory");
+		store_entry_fini(e);
+		return -1;
+	}
+	memcpy(e->headers, q->e.headers, q->e.headers_len + 1);
+	memcpy(e->body, q->e.body, q->e.body_len + 1);
+	return 1;
+}
+
 int
 store_get(struct store *st, const unsigned char key[CACHE_KEY_LEN],
     struct store_entry *e)
 {
 	sqlite3_stmt	*s = st->stmt[S_GET];
+	struct pending	*q;
 	const char	*etag;
 	int64_t		 id = 0, last = 0;
 	int		 rc, ret = -1;
 
 	memset(e, 0, sizeof(*e));
+	if ((q = queue_find(st, key)) != NULL)
+		return copy_pending(q, e);
 	if (sqlite3_bind_blob(s, 1, key, CACHE_KEY_LEN, SQLITE_STATIC) !=
 	    SQLITE_OK) {
 		db_fail(st, __func__);
@@ -751,12 +902,6 @@ store_entry_fini(struct store_entry *e)
 	e->headers_len = 0;
 	e->body = NULL;
 	e->body_len = 0;
-}
-
-static int64_t
-clamp64(uint64_t v)
-{
-	return v > INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
 /* bind n bytes at p as a blob; an empty blob when n is 0 (p may be NULL) */
@@ -860,12 +1005,56 @@ drop_key(struct store *st, const unsigned char key[CACHE_KEY_LEN])
 	return ret;
 }
 
+/* write the queued puts, then evict; inside a transaction */
+static int
+write_queue(struct store *st, uint64_t *evicted)
+{
+	struct pending	*q;
+
+	for (q = st->qhead; q != NULL; q = q->next) {
+		if (drop_key(st, q->key) == -1 ||
+		    put_entry(st, q->key, q->path, &q->e, q->size, q->tags,
+		    q->ntags) == -1)
+			return -1;
+		st->clock++;
+		st->bytes += q->size;
+		st->count++;
+	}
+	return evict(st, evicted);
+}
+
+int
+store_flush(struct store *st)
+{
+	uint64_t	 evicted = 0;
+
+	if (st->nq == 0 && st->ntouch == 0)
+		return 0;
+	if (begin(st, __func__) == -1)
+		goto fail;
+	if (flush_touches(st) == -1 || write_queue(st, &evicted) == -1) {
+		rollback(st);
+		goto fail;
+	}
+	if (commit(st, __func__) == -1)
+		goto fail;
+	st->evictions += evicted;
+	queue_clear(st);
+	return 0;
+ fail:
+	/* a cache: what could not be written is dropped, not retried */
+	st->ntouch = 0;
+	queue_clear(st);
+	return -1;
+}
+
 int
 store_put(struct store *st, const unsigned char key[CACHE_KEY_LEN],
     const char *path, const struct store_entry *e,
     char tags[][CACHE_TAG_MAX], size_t ntags)
 {
-	uint64_t	 size, evicted = 0;
+	struct pending	*q;
+	uint64_t	 size;
 	int		 fits;
 
 	if (path == NULL)
@@ -874,32 +1063,27 @@ store_put(struct store *st, const unsigned char key[CACHE_KEY_LEN],
 	fits = size >= e->headers_len &&
 	    (st->max_size == 0 || size <= st->max_size);
 
-	if (begin(st, __func__) == -1)
-		return -1;
-	if (flush_touches(st) == -1 || drop_key(st, key) == -1)
-		goto fail;
+	if ((q = queue_find(st, key)) != NULL)
+		queue_drop(st, q);
 	if (!fits) {
 		/* the old version is gone either way: it is out of date */
+		if (begin(st, __func__) == -1)
+			return -1;
+		if (flush_touches(st) == -1 || drop_key(st, key) == -1) {
+			rollback(st);
+			return -1;
+		}
 		if (commit(st, __func__) == -1)
 			return -1;
 		log_debug("%s: %" PRIu64 " bytes exceed the cache size %"
 		    PRIu64 ", not stored", __func__, size, st->max_size);
 		return -1;
 	}
-	if (put_entry(st, key, path, e, size, tags, ntags) == -1)
-		goto fail;
-	st->clock++;
-	st->bytes += size;
-	st->count++;
-	if (evict(st, &evicted) == -1)
-		goto fail;
-	if (commit(st, __func__) == -1)
+	if (queue_add(st, key, path, e, size, tags, ntags) == -1)
 		return -1;
-	st->evictions += evicted;
+	if (st->nq >= QUEUE_MAX || st->qbytes >= QUEUE_BYTES)
+		return store_flush(st);
 	return 0;
- fail:
-	rollback(st);
-	return -1;
 }
 
 /*
@@ -911,12 +1095,16 @@ delete_where(struct store *st, int sum, int del, const char *a1,
     const void *a2, int a2len, const char *fn)
 {
 	sqlite3_stmt	*s = st->stmt[sum], *d = st->stmt[del];
+	uint64_t	 evicted = 0;
 	int64_t		 n = 0;
 	double		 bytes = 0;
 	int		 i;
 
 	if (begin(st, fn) == -1)
 		return -1;
+	/* queued puts are written first, so the delete sees them */
+	if (write_queue(st, &evicted) == -1)
+		goto fail;
 	for (i = 0; i < 2; i++) {
 		sqlite3_stmt	*q = i == 0 ? s : d;
 
@@ -940,14 +1128,19 @@ delete_where(struct store *st, int sum, int del, const char *a1,
 		goto fail;
 	}
 	sqlite3_reset(d);
-	if (commit(st, fn) == -1)
+	if (commit(st, fn) == -1) {
+		queue_clear(st);
 		return -1;
+	}
+	queue_clear(st);
+	st->evictions += evicted;
 	forget(st, n, (int64_t)bytes);
 	return (long)n;
  fail:
 	sqlite3_reset(s);
 	sqlite3_reset(d);
 	rollback(st);
+	queue_clear(st);
 	return -1;
 }
 
@@ -993,10 +1186,14 @@ long
 store_purge_all(struct store *st)
 {
 	sqlite3_stmt	*d = st->stmt[S_ALL_DEL];
+	uint64_t	 evicted = 0;
 	long		 n;
 
 	if (begin(st, __func__) == -1)
 		return -1;
+	/* written first, so that they are counted as purged */
+	if (write_queue(st, &evicted) == -1)
+		goto fail;
 	/* tags first, so the trigger finds none to delete row by row */
 	if (run(st, S_ALL_TAGS, __func__) == -1)
 		goto fail;
@@ -1007,33 +1204,45 @@ store_purge_all(struct store *st)
 	}
 	n = sqlite3_changes(st->db);
 	sqlite3_reset(d);
+	queue_clear(st);
 	if (commit(st, __func__) == -1)
 		return -1;
+	st->evictions += evicted;
 	st->count = 0;
 	st->bytes = 0;
 	st->ntouch = 0;
 	return n;
  fail:
 	rollback(st);
+	queue_clear(st);
 	return -1;
 }
 
 uint64_t
-store_bytes(const struct store *st)
+store_bytes(struct store *st)
 {
+	(void)store_flush(st);
 	return st->bytes;
 }
 
 uint64_t
-store_count(const struct store *st)
+store_count(struct store *st)
 {
+	(void)store_flush(st);
 	return st->count;
 }
 
 uint64_t
-store_evictions(const struct store *st)
+store_evictions(struct store *st)
 {
+	(void)store_flush(st);
 	return st->evictions;
+}
+
+size_t
+store_queued(const struct store *st)
+{
+	return st->nq;
 }
 
 int

@@ -50,8 +50,15 @@ int store_get(struct store *, const unsigned char key[CACHE_KEY_LEN],
 void store_entry_fini(struct store_entry *);
 /*
  * Insert or replace key with e and its tags (path is kept for prefix
- * purges; NULL is ""), then evict least recently used entries until the
- * total is within max_size, all in one transaction.  The caller bounds
+ * purges; NULL is "").  The put is copied into a queue in memory and
+ * written by the next store_flush, which the owner calls once per
+ * event-loop turn (or at once when 256 puts or 2 MiB are queued):
+ * one transaction for all of them, then one round
+ * of eviction of least recently used entries until the total is within
+ * max_size.  store_get sees queued puts, and invalidations and purges
+ * apply to them.  A crash (kill -9, power loss) loses the queued puts
+ * of at most the last turn, never the consistency of the file; a
+ * failed flush drops them (logged).  The caller bounds
  * ntags (CACHE_TAGS_MAX); every tag passed is stored, up to
  * CACHE_TAG_MAX bytes (a NUL ends it earlier; empty ones are skipped).
  * headers and body may be NULL when their length is 0.  An entry larger
@@ -61,6 +68,14 @@ void store_entry_fini(struct store_entry *);
 int store_put(struct store *, const unsigned char key[CACHE_KEY_LEN],
     const char *path, const struct store_entry *e,
     char tags[][CACHE_TAG_MAX], size_t ntags);
+/*
+ * Write the queued puts and the batched LRU updates in one transaction,
+ * evicting as needed; 0, or -1 (logged; the queue is dropped).  Also
+ * done by store_close and by every call that reads the totals below.
+ */
+int store_flush(struct store *);
+/* puts waiting for store_flush */
+size_t store_queued(const struct store *);
 /* delete every entry tagged tag; returns how many, -1 on error */
 long store_invalidate_tag(struct store *, const char *tag);
 /*
@@ -70,11 +85,11 @@ long store_invalidate_tag(struct store *, const char *tag);
 long store_purge_prefix(struct store *, const char *prefix);
 /* delete everything; count or -1 */
 long store_purge_all(struct store *);
-/* bytes stored (headers + bodies) and entry count */
-uint64_t store_bytes(const struct store *);
-uint64_t store_count(const struct store *);
-/* entries evicted for space since open */
-uint64_t store_evictions(const struct store *);
+/* bytes stored (headers + bodies) and entry count; flush first */
+uint64_t store_bytes(struct store *);
+uint64_t store_count(struct store *);
+/* entries evicted for space since open; flushes first */
+uint64_t store_evictions(struct store *);
 /* PRAGMA integrity_check == "ok": 1, else 0 */
 int store_check(struct store *);
 

@@ -3,9 +3,12 @@
 
 #include <curl/curl.h>
 
+#include <sys/socket.h>
+
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "buf.h"
 #include "evloop.h"
@@ -14,6 +17,13 @@
 
 #define XFER_MAGIC		0x75707866u
 #define UPSTREAM_HEAD_MAX	(64 * 1024)
+#define UPSTREAM_POOL		32	/* idle transfers kept for reuse */
+
+/* per-fd state of the sockets curl opened (socks[]) */
+#define SOCK_OURS	0x10	/* opened by opensocket_cb */
+#define SOCK_WATCHED	0x20	/* registered with the evloop */
+#define SOCK_PARKED	0x40	/* curl is done with it (pooled) */
+#define SOCK_EVENTS	(EVLOOP_IN | EVLOOP_OUT)
 
 struct upstream_xfer {
 	unsigned		 magic;
@@ -26,20 +36,56 @@ struct upstream_xfer {
 	int			 head_done;
 	int			 cb_failed;	/* a callback asked to abort */
 	char			 errbuf[CURL_ERROR_SIZE];
+	struct upstream_xfer	*next_free;
 };
 
 static CURLM			*multi;
 static struct evloop_timer	 curl_timer;
 static size_t			 nactive;
+static struct upstream_xfer	*free_xfers;	/* with their easy handles */
+static size_t			 nfree;
+static unsigned char		*socks;
+static size_t			 nsocks;
+static int			 no_proxy_env;	/* no *_proxy variable set */
 
 static void check_done(void);
+
+static unsigned char *
+sock_state(curl_socket_t s)
+{
+	unsigned char	*n;
+	size_t		 want;
+
+	if (s < 0)
+		return NULL;
+	if ((size_t)s >= nsocks) {
+		want = (size_t)s + 64;
+		if ((n = realloc(socks, want)) == NULL)
+			return NULL;
+		memset(n + nsocks, 0, want - nsocks);
+		socks = n;
+		nsocks = want;
+	}
+	return &socks[s];
+}
 
 static void
 socket_ready_cb(int fd, unsigned events, void *arg)
 {
-	int	flags = 0, running;
+	unsigned char	*ss = sock_state(fd);
+	int		 flags = 0, running;
 
 	(void)arg;
+	if (ss != NULL && (*ss & SOCK_PARKED)) {
+		/*
+		 * An idle pooled connection became readable: the peer
+		 * closed it (or sent junk).  Stop watching; curl finds out
+		 * when it next checks the connection.
+		 */
+		evloop_unwatch(fd);
+		*ss &= SOCK_OURS;
+		return;
+	}
 	if (events & EVLOOP_IN)
 		flags |= CURL_CSELECT_IN;
 	if (events & EVLOOP_OUT)
@@ -48,23 +94,81 @@ socket_ready_cb(int fd, unsigned events, void *arg)
 	check_done();
 }
 
+/*
+ * curl's wishes for socket s.  The epoll registration changes only when
+ * the wanted events do: a connection that goes back to curl's pool
+ * (CURL_POLL_REMOVE) stays registered for reading, parked, so that its
+ * next transfer (which waits for reading again) costs no epoll_ctl.  A
+ * parked socket is unregistered when it becomes readable while idle or
+ * when curl closes it (closesocket_cb).  Sockets curl did not open
+ * through opensocket_cb (e.g. a resolver's) are never parked: they may
+ * be closed without a word to us.
+ */
 static int
 socket_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
 {
-	unsigned	ev = 0;
+	unsigned char	*ss = sock_state(s);
+	unsigned	 ev = 0;
 
 	(void)e;
 	(void)userp;
 	(void)socketp;
 	if (what == CURL_POLL_REMOVE) {
+		if (ss != NULL && (*ss & SOCK_OURS) && (*ss & SOCK_WATCHED) &&
+		    (*ss & SOCK_EVENTS) == EVLOOP_IN) {
+			*ss |= SOCK_PARKED;
+			return 0;
+		}
 		evloop_unwatch(s);
+		if (ss != NULL)
+			*ss &= SOCK_OURS;
 		return 0;
 	}
 	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
 		ev |= EVLOOP_IN;
 	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
 		ev |= EVLOOP_OUT;
-	return evloop_watch(s, ev, socket_ready_cb, NULL) == 0 ? 0 : -1;
+	if (ss != NULL && (*ss & SOCK_WATCHED) && (*ss & SOCK_EVENTS) == ev) {
+		*ss &= ~SOCK_PARKED;
+		return 0;
+	}
+	if (evloop_watch(s, ev, socket_ready_cb, NULL) != 0)
+		return -1;
+	if (ss != NULL)
+		*ss = (unsigned char)((*ss & SOCK_OURS) | SOCK_WATCHED | ev);
+	return 0;
+}
+
+static curl_socket_t
+opensocket_cb(void *clientp, curlsocktype purpose,
+    struct curl_sockaddr *addr)
+{
+	unsigned char	*ss;
+	curl_socket_t	 s;
+
+	(void)clientp;
+	(void)purpose;
+	s = socket(addr->family, addr->socktype | SOCK_CLOEXEC,
+	    addr->protocol);
+	if (s == -1)
+		return CURL_SOCKET_BAD;
+	if ((ss = sock_state(s)) != NULL)
+		*ss = SOCK_OURS;
+	return s;
+}
+
+static int
+closesocket_cb(void *clientp, curl_socket_t s)
+{
+	unsigned char	*ss = sock_state(s);
+
+	(void)clientp;
+	if (ss != NULL) {
+		if (*ss & SOCK_WATCHED)
+			evloop_unwatch(s);
+		*ss = 0;
+	}
+	return close(s);
 }
 
 static void
@@ -101,6 +205,10 @@ upstream_setup(void)
 		return -1;
 	}
 	curl_timer.due_ms = -1;
+	/* the environment of a daemon does not change: look once */
+	no_proxy_env = getenv("http_proxy") == NULL &&
+	    getenv("https_proxy") == NULL && getenv("HTTPS_PROXY") == NULL &&
+	    getenv("all_proxy") == NULL && getenv("ALL_PROXY") == NULL;
 	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
 	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, 256L);
@@ -110,11 +218,23 @@ upstream_setup(void)
 void
 upstream_teardown(void)
 {
+	struct upstream_xfer	*x;
+
 	evloop_timer_disarm(&curl_timer);
+	while ((x = free_xfers) != NULL) {
+		free_xfers = x->next_free;
+		curl_easy_cleanup(x->easy);
+		sbuf_fini(&x->head);
+		free(x);
+	}
+	nfree = 0;
 	if (multi != NULL)
 		curl_multi_cleanup(multi);
 	multi = NULL;
 	curl_global_cleanup();
+	free(socks);
+	socks = NULL;
+	nsocks = 0;
 }
 
 size_t
@@ -123,16 +243,61 @@ upstream_active(void)
 	return nactive;
 }
 
+/*
+ * Done with x: its easy handle (options reset, connections and DNS
+ * cache kept by the multi handle) and header buffer go back to a small
+ * free list for the next transfer.
+ */
 static void
 xfer_free(struct upstream_xfer *x)
 {
 	curl_multi_remove_handle(multi, x->easy);
-	curl_easy_cleanup(x->easy);
 	curl_slist_free_all(x->hdrs);
-	sbuf_fini(&x->head);
+	x->hdrs = NULL;
 	x->magic = 0;
-	free(x);
 	nactive--;
+	if (nfree < UPSTREAM_POOL) {
+		curl_easy_reset(x->easy);
+		x->head.len = 0;
+		x->head.overflow = 0;
+		x->next_free = free_xfers;
+		free_xfers = x;
+		nfree++;
+		return;
+	}
+	curl_easy_cleanup(x->easy);
+	sbuf_fini(&x->head);
+	free(x);
+}
+
+/* a zeroed transfer with an easy handle, from the free list if it can */
+static struct upstream_xfer *
+xfer_new(void)
+{
+	struct upstream_xfer	*x;
+	struct sbuf		 head;
+	CURL			*easy;
+
+	if ((x = free_xfers) != NULL) {
+		free_xfers = x->next_free;
+		nfree--;
+		easy = x->easy;
+		head = x->head;
+		memset(x, 0, offsetof(struct upstream_xfer, errbuf));
+		x->errbuf[0] = '\0';
+		x->next_free = NULL;
+		x->easy = easy;
+		x->head = head;
+		return x;
+	}
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return NULL;
+	sbuf_init(&x->head, UPSTREAM_HEAD_MAX);
+	if ((x->easy = curl_easy_init()) == NULL) {
+		free(x);
+		return NULL;
+	}
+	return x;
 }
 
 static size_t
@@ -225,15 +390,12 @@ upstream_start(const struct upstream_req *rq, const struct upstream_cbs *cbs,
 	struct curl_slist	*l;
 	size_t			 i;
 
-	if ((x = calloc(1, sizeof(*x))) == NULL)
+	if ((x = xfer_new()) == NULL)
 		return NULL;
 	x->magic = XFER_MAGIC;
 	x->cbs = cbs;
 	x->arg = arg;
-	sbuf_init(&x->head, UPSTREAM_HEAD_MAX);
 	nactive++;
-	if ((x->easy = curl_easy_init()) == NULL)
-		goto fail;
 	for (i = 0; i < rq->nheaders; i++) {
 		if ((l = curl_slist_append(x->hdrs, rq->headers[i])) == NULL)
 			goto fail;
@@ -265,6 +427,13 @@ upstream_start(const struct upstream_req *rq, const struct upstream_cbs *cbs,
 	curl_easy_setopt(x->easy, CURLOPT_CONNECTTIMEOUT_MS,
 	    (long)rq->connect_timeout_ms);
 	curl_easy_setopt(x->easy, CURLOPT_DNS_CACHE_TIMEOUT, 60L);
+	curl_easy_setopt(x->easy, CURLOPT_OPENSOCKETFUNCTION, opensocket_cb);
+	curl_easy_setopt(x->easy, CURLOPT_CLOSESOCKETFUNCTION, closesocket_cb);
+	if (no_proxy_env) {
+		/* saves curl's getenv() of every proxy variable per transfer */
+		curl_easy_setopt(x->easy, CURLOPT_PROXY, "");
+		curl_easy_setopt(x->easy, CURLOPT_NOPROXY, "");
+	}
 	if (rq->ca_file != NULL)
 		curl_easy_setopt(x->easy, CURLOPT_CAINFO, rq->ca_file);
 	curl_easy_setopt(x->easy, CURLOPT_USERAGENT, rq->user_agent);
@@ -295,12 +464,7 @@ upstream_start(const struct upstream_req *rq, const struct upstream_cbs *cbs,
 		goto fail;
 	return x;
  fail:
-	if (x->easy != NULL)
-		curl_easy_cleanup(x->easy);
-	curl_slist_free_all(x->hdrs);
-	sbuf_fini(&x->head);
-	free(x);
-	nactive--;
+	xfer_free(x);
 	return NULL;
 }
 

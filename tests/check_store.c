@@ -390,6 +390,7 @@ START_TEST(lru)
 	ck_assert_ptr_nonnull(st = store_open(path, 300));
 	ck_assert_uint_eq(store_evictions(st), 0);
 	ck_assert_int_eq(put_n(st, 'F', "/", 100, NULL, NULL), 0);
+	ck_assert_int_eq(store_flush(st), 0);	/* eviction runs here */
 	ck_assert_int_eq(has(st, 'A'), 0);
 	ck_assert_int_eq(has(st, 'D'), 1);
 
@@ -659,6 +660,10 @@ crash_child(void)
 				_exit(2);
 			break;
 		case 2:
+			/* the end of an event-loop turn */
+			if (store_flush(st) < 0)
+				_exit(2);
+			break;
 		case 3:
 		case 4:
 			if (store_get(st, key, &g) < 0)
@@ -750,6 +755,91 @@ START_TEST(crash)
 }
 END_TEST
 
+START_TEST(queue)
+{
+	unsigned char		 key[CACHE_KEY_LEN];
+	struct store_entry	 g;
+	struct store		*st;
+	unsigned		 i;
+
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	/* a put waits for the flush, and lookups see it meanwhile */
+	ck_assert_int_eq(put_n(st, 1, "/rest/v1/a", 100, "public.a", NULL), 0);
+	ck_assert_uint_eq(store_queued(st), 1);
+	mkkey(1, key);
+	ck_assert_int_eq(store_get(st, key, &g), 1);
+	ck_assert_uint_eq(g.body_len, 100);
+	ck_assert_int_eq(g.body[0], 'a' + 1);
+	ck_assert_int_eq(g.body[100], '\0');
+	ck_assert_int_eq(g.headers[g.headers_len], '\0');
+	ck_assert_int_eq(g.status, 200);
+	ck_assert_str_eq(g.etag, "\"e100\"");
+	store_entry_fini(&g);
+	/* a second put of the key replaces the queued one */
+	ck_assert_int_eq(put_n(st, 1, "/rest/v1/b", 40, "public.b", NULL), 0);
+	ck_assert_uint_eq(store_queued(st), 1);
+	ck_assert_int_eq(store_get(st, key, &g), 1);
+	ck_assert_uint_eq(g.body_len, 40);
+	store_entry_fini(&g);
+	/* invalidation and purges apply to queued puts */
+	ck_assert_int_eq(store_invalidate_tag(st, "public.a"), 0);
+	ck_assert_int_eq(store_invalidate_tag(st, "public.b"), 1);
+	ck_assert_uint_eq(store_queued(st), 0);
+	ck_assert_int_eq(has(st, 1), 0);
+	ck_assert_int_eq(put_n(st, 2, "/rest/v1/c", 10, NULL, NULL), 0);
+	ck_assert_int_eq(put_n(st, 3, "/rest/v1/d", 10, NULL, NULL), 0);
+	ck_assert_int_eq(store_purge_prefix(st, "/rest/v1/c"), 1);
+	ck_assert_int_eq(has(st, 2), 0);
+	ck_assert_int_eq(has(st, 3), 1);
+	ck_assert_int_eq(put_n(st, 4, "/rest/v1/e", 10, NULL, NULL), 0);
+	ck_assert_int_eq(store_purge_all(st), 2);
+	ck_assert_int_eq(has(st, 4), 0);
+	ck_assert_uint_eq(store_count(st), 0);
+
+	/* an entry replaced while its old version is on disk */
+	ck_assert_int_eq(put_n(st, 5, "/x", 10, NULL, NULL), 0);
+	ck_assert_int_eq(store_flush(st), 0);
+	ck_assert_int_eq(put_n(st, 5, "/x", 20, NULL, NULL), 0);
+	ck_assert_uint_eq(store_count(st), 1);
+	ck_assert_uint_eq(store_bytes(st), 20);
+
+	/* the queue is bounded: many puts flush on their own */
+	for (i = 100; i < 1100; i++)
+		ck_assert_int_eq(put_n(st, i, "/m", 10, NULL, NULL), 0);
+	ck_assert_uint_lt(store_queued(st), 1000);
+	ck_assert_uint_gt(store_queued(st), 0);
+	/* and closing writes what is left */
+	store_close(st);
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_uint_eq(store_count(st), 1001);
+	ck_assert_int_eq(has(st, 1099), 1);
+	ck_assert_int_eq(has(st, 5), 1);
+	ck_assert_int_eq(store_check(st), 1);
+	store_close(st);
+}
+END_TEST
+
+/* a new file gets 16 KiB pages (the header's big-endian bytes 16-17) */
+START_TEST(page_size)
+{
+	unsigned char	 hdr[18];
+	struct store	*st;
+	FILE		*f;
+
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(put_n(st, 1, "/", 100000, NULL, NULL), 0);
+	store_close(st);
+	ck_assert_ptr_nonnull(f = fopen(path, "rb"));
+	ck_assert_uint_eq(fread(hdr, 1, sizeof(hdr), f), sizeof(hdr));
+	fclose(f);
+	ck_assert_uint_eq(hdr[16] << 8 | hdr[17], 16384);
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(has(st, 1), 1);
+	ck_assert_int_eq(store_check(st), 1);
+	store_close(st);
+}
+END_TEST
+
 START_TEST(hostile)
 {
 	static char		 many[10000][CACHE_TAG_MAX];
@@ -830,6 +920,8 @@ store_suite(void)
 	tcase_add_test(tc, too_big);
 	tcase_add_test(tc, persistence);
 	tcase_add_test(tc, hostile);
+	tcase_add_test(tc, queue);
+	tcase_add_test(tc, page_size);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("file");
