@@ -5,6 +5,7 @@
 #include <sys/un.h>
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -193,6 +194,12 @@ main(int argc, char *argv[])
 		return 0;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/*
+	 * Big buffers (256 KiB body rings) are mapped and unmapped, never
+	 * kept in the heap: a burst of large transfers must not leave the
+	 * daemon's memory at its high-water mark.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
 	if (evloop_setup() != 0 || evloop_signals(signal_cb, NULL) != 0 ||
 	    upstream_setup() != 0)
 		fatalx("setup failed");

@@ -28,6 +28,7 @@
 #include "upstream.h"
 
 #define PROXY_RING_SIZE		(256 * 1024)
+#define PROXY_RING_MIN		4096
 #define PROXY_HEAD_MAX		(64 * 1024)
 #define PROXY_LOCAL_MAX		(1024 * 1024)
 #define PROXY_URL_MAX		16384
@@ -549,6 +550,32 @@ replay(struct request *r)
 		server_wake(r);
 }
 
+/*
+ * The response body ring: no bigger than the body when its length is
+ * known (curl hands over at most what is left of it), else
+ * PROXY_RING_SIZE, which is more than one curl write callback brings.
+ */
+static size_t
+resp_ring_size(struct request *r)
+{
+	char		 v[32], *end;
+	unsigned long long n;
+
+	if (strcmp(r->method, "HEAD") == 0 || r->status == 204 ||
+	    r->status == 304)
+		return PROXY_RING_MIN;
+	/* with Transfer-Encoding too, Content-Length means nothing */
+	if (strcasestr(sbuf_str(&r->head), "Transfer-Encoding:") != NULL ||
+	    policy_head_value(sbuf_str(&r->head), "Content-Length", v,
+	    sizeof(v)) != 0)
+		return PROXY_RING_SIZE;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0' || n >= PROXY_RING_SIZE)
+		return PROXY_RING_SIZE;
+	return n < PROXY_RING_MIN ? PROXY_RING_MIN : (size_t)n;
+}
+
 static int
 upstream_head_cb(void *arg, int status, const char *hdrs, size_t len)
 {
@@ -584,6 +611,10 @@ upstream_head_cb(void *arg, int status, const char *hdrs, size_t len)
 	}
 	proxy_broker_head(r);
 	proxy_cache_head(r);
+	/* a replay keeps its buffer */
+	if (r->respbuf.data == NULL &&
+	    ring_init(&r->respbuf, resp_ring_size(r)) != 0)
+		return -1;
 	r->head_ready = 1;
 	server_wake(r);
 	return 0;
@@ -854,9 +885,6 @@ start_upstream(struct request *r)
 	/* a replay keeps its buffers (and the body bytes not yet sent) */
 	if (r->has_body && r->reqbuf.data == NULL &&
 	    ring_init(&r->reqbuf, PROXY_RING_SIZE) != 0)
-		goto nomem;
-	if (r->respbuf.data == NULL &&
-	    ring_init(&r->respbuf, PROXY_RING_SIZE) != 0)
 		goto nomem;
 	r->up_start_ms = r->progress_ms = evloop_now_ms();
 	r->timeout_ms = (int64_t)(r->route == POLICY_ROUTE_FUNCTIONS ?
