@@ -157,6 +157,12 @@ crypto_digest(const void *msg, size_t len, unsigned char out[32])
 	crypto_generichash(out, 32, msg, len, NULL, 0);
 }
 
+void
+crypto_sha256(const void *msg, size_t len, unsigned char out[32])
+{
+	crypto_hash_sha256(out, msg, len);
+}
+
 long
 crypto_b64url_encode(const void *in, size_t inlen, char *out, size_t outlen)
 {

@@ -34,6 +34,8 @@ void crypto_hmac_sha256(const void *key, size_t keylen, const void *msg,
  * for SHA-512, and the two would clash at compile and link time.)
  */
 void crypto_digest(const void *, size_t, unsigned char out[32]);
+/* SHA-256 of msg into out[32] (for JWS signature checks) */
+void crypto_sha256(const void *, size_t, unsigned char out[32]);
 /* base64url without padding; returns length written or -1 */
 long crypto_b64url_encode(const void *, size_t, char *, size_t);
 long crypto_b64url_decode(const char *, size_t, void *, size_t);
