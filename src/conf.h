@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+struct jwk_set;
 struct secret;
 
 #define CONF_LISTEN_MAX	8
@@ -78,6 +79,7 @@ struct conf {
 	char			*anon_key_file;
 	char			*service_key_file;
 	char			*jwt_secret_file;
+	char			*jwt_jwks_file;
 	char			*session_email;
 	char			*session_password_file;
 	char			*session_refresh_token_file;
@@ -88,6 +90,7 @@ struct conf {
 	struct secret		*apikey;	/* what goes upstream */
 	int			 apikey_is_jwt;	/* legacy JWT: also Bearer */
 	struct secret		*jwt_secret;	/* NULL if none */
+	struct jwk_set		*jwks;		/* jwt-jwks-file or NULL */
 
 	struct conf_expose	*expose;
 	size_t			nexpose;

@@ -173,6 +173,27 @@ proxy_cache_store(void)
 	return st;
 }
 
+/*
+ * 1 if tok verifies (signature, exp, nbf) with jwt-secret-file or
+ * jwt-jwks-file
+ */
+static int
+verify_bearer(const struct conf *c, const char *tok, struct jwt_claims *cl)
+{
+	struct jwt_keys	k;
+
+	if (c->jwt_secret == NULL && c->jwks == NULL)
+		return 0;
+	memset(&k, 0, sizeof(k));
+	if (c->jwt_secret != NULL) {
+		k.secret = c->jwt_secret->buf;
+		k.secretlen = c->jwt_secret->len;
+	}
+	k.sets[0] = c->jwks;
+	return jwt_verify(tok, strlen(tok), &k, evloop_wall_s(), cl) ==
+	    JWT_VALID;
+}
+
 /* the identity the upstream answer is for, from what is sent upstream */
 void
 proxy_cache_identity(struct request *r, char *out, size_t outlen)
@@ -196,9 +217,7 @@ proxy_cache_identity(struct request *r, char *out, size_t outlen)
 		cache_identity(a, 1, cl.role, cl.sub, out, outlen);
 		return;
 	}
-	if (tok != NULL && c->jwt_secret != NULL &&
-	    jwt_verify_hs256(tok, strlen(tok), c->jwt_secret->buf,
-	    c->jwt_secret->len, &cl) == 0) {
+	if (tok != NULL && verify_bearer(c, tok, &cl)) {
 		cache_identity(a, 1, cl.role, cl.sub, out, outlen);
 		return;
 	}

@@ -21,6 +21,8 @@
 
 #include "harness.h"
 
+#include "../data/jwks/vectors.h"
+
 #define BASE_CONF \
 	"listen 127.0.0.1:0\n" \
 	"state-dir @DIR@/state\n"
@@ -1192,6 +1194,103 @@ cache_status(const char *target, char *v, size_t vlen)
 	h_resp_free(&r);
 }
 
+/* ---- the cache: identities verified with a JWK set ------------------ */
+
+static char	jwks_path[H_PATH_MAX];
+
+static void
+fx_jwks(void)
+{
+	char	dir[] = "/tmp/check_proxy_jwks.XXXXXX";
+	FILE	*fp;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(jwks_path, sizeof(jwks_path), "%s/jwks.json", dir);
+	ck_assert_ptr_nonnull(fp = fopen(jwks_path, "w"));
+	fputs(JWKS, fp);
+	ck_assert_int_eq(fclose(fp), 0);
+	gate_up(h_fmt(BASE_CONF
+	    "upstream @UP@\n"
+	    "anon-key-file @DIR@/anon.key\n"
+	    "jwt-jwks-file %s\n"
+	    "cache-ttl 1h\n", jwks_path), up.port);
+}
+
+static void
+fx_jwks_down(void)
+{
+	char	*slash;
+
+	gate_down();
+	unlink(jwks_path);
+	if ((slash = strrchr(jwks_path, '/')) != NULL) {
+		*slash = '\0';
+		rmdir(jwks_path);
+	}
+}
+
+/* Cache-Status of GET target with tok as the bearer */
+static void
+status_as(const char *target, const char *tok, char *v, size_t vlen)
+{
+	const char	*hdrs[] = { h_fmt("Authorization: Bearer %s", tok),
+			    NULL };
+	struct h_resp	 r;
+
+	get_ok(&r, target, hdrs);
+	ck_assert_ptr_nonnull(h_resp_header(&r, "Cache-Status", v, vlen));
+	h_resp_free(&r);
+}
+
+#define IS_HIT(v)	ck_assert_msg(strncmp((v), "supagate; hit", 13) == \
+			    0, "expected a hit: %s", (v))
+#define IS_MISS(v)	ck_assert_msg(strstr((v), "fwd=miss") != NULL,	\
+			    "expected a miss: %s", (v))
+
+/*
+ * ES256 and RS256 tokens verified with jwt-jwks-file: two users get
+ * separate entries, one user's second token (another iat) shares the
+ * first one's; expired or tampered tokens are keyed by the whole token
+ */
+START_TEST(jwks_identity)
+{
+	const char	*t = "/rest/v1/things?t=jwks-1";
+	char		 v[256], bad[4096];
+	size_t		 n;
+
+	status_as(t, TOK_ES_A, v, sizeof(v));
+	IS_MISS(v);
+	status_as(t, TOK_ES_A2, v, sizeof(v));
+	IS_HIT(v);
+	ck_assert_int_eq(upstream_count("t=jwks-1"), 1);
+	status_as(t, TOK_ES_B, v, sizeof(v));
+	IS_MISS(v);
+	status_as(t, TOK_ES_B, v, sizeof(v));
+	IS_HIT(v);
+	ck_assert_int_eq(upstream_count("t=jwks-1"), 2);
+	/* user-a, but expired: not user-a's entry */
+	status_as(t, TOK_ES_EXPIRED, v, sizeof(v));
+	IS_MISS(v);
+	/* user-a's token with one signature character changed */
+	n = strlen(TOK_ES_A);
+	memcpy(bad, TOK_ES_A, n + 1);
+	bad[n - 5] = bad[n - 5] == 'A' ? 'B' : 'A';
+	status_as(t, bad, v, sizeof(v));
+	IS_MISS(v);
+	/* RS256 user, then a second RS256 user */
+	status_as(t, TOK_RS_1, v, sizeof(v));
+	IS_MISS(v);
+	status_as(t, TOK_RS_4, v, sizeof(v));
+	IS_MISS(v);
+	status_as(t, TOK_RS_4, v, sizeof(v));
+	IS_HIT(v);
+	ck_assert_int_eq(upstream_count("t=jwks-1"), 6);
+	/* user-a still hits with either token */
+	status_as(t, TOK_ES_A, v, sizeof(v));
+	IS_HIT(v);
+}
+END_TEST
+
 /*
  * Past its lifetime but inside the window, an entry is served at once
  * (marked stale) and fetched again in the background; the next read is
@@ -1338,6 +1437,13 @@ suite(void)
 
 	t = tc(s, "max_connections", fx_maxconns, 60);
 	tcase_add_test(t, connection_limit_503);
+	tcase_add_test(t, survives);
+
+	t = tcase_create("jwks");
+	tcase_add_unchecked_fixture(t, fx_jwks, fx_jwks_down);
+	tcase_set_timeout(t, 30);
+	suite_add_tcase(s, t);
+	tcase_add_test(t, jwks_identity);
 	tcase_add_test(t, survives);
 
 	t = tc(s, "swr", fx_swr, 30);
