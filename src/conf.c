@@ -1477,6 +1477,10 @@ finish(struct pstate *ps, int mode_set)
 		    c->jwt_secret_file);
 	if (c->jwt_jwks_file != NULL)
 		c->jwks = load_jwks(ps, c->jwt_jwks_file);
+	if (c->jwt_jwks_fetch && c->upstream == NULL &&
+	    c->svc_upstream[CONF_SVC_AUTH] == NULL)
+		perr(ps, ps->name, 0, "jwt-jwks-fetch on needs the Auth "
+		    "upstream: set upstream or auth-upstream");
 
 	for (i = 0; i < c->nlisten; i++)
 		if (!listen_is_loopback(&c->listen[i]) &&

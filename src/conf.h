@@ -80,6 +80,7 @@ struct conf {
 	char			*service_key_file;
 	char			*jwt_secret_file;
 	char			*jwt_jwks_file;
+	int			 jwt_jwks_fetch; /* 1: from Auth */
 	char			*session_email;
 	char			*session_password_file;
 	char			*session_refresh_token_file;

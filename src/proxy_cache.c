@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "crypto.h"
 #include "evloop.h"
+#include "jwks.h"
 #include "jwt.h"
 #include "log.h"
 #include "metrics.h"
@@ -174,24 +175,28 @@ proxy_cache_store(void)
 }
 
 /*
- * 1 if tok verifies (signature, exp, nbf) with jwt-secret-file or
- * jwt-jwks-file
+ * 1 if tok verifies (signature, exp, nbf) with jwt-secret-file,
+ * jwt-jwks-file or the set fetched by jwt-jwks-fetch
  */
 static int
 verify_bearer(const struct conf *c, const char *tok, struct jwt_claims *cl)
 {
-	struct jwt_keys	k;
+	struct jwt_keys		k;
+	enum jwt_verdict	v;
 
-	if (c->jwt_secret == NULL && c->jwks == NULL)
-		return 0;
 	memset(&k, 0, sizeof(k));
+	k.sets[0] = c->jwks;
+	k.sets[1] = jwks_current();
+	if (c->jwt_secret == NULL && k.sets[0] == NULL && k.sets[1] == NULL)
+		return 0;
 	if (c->jwt_secret != NULL) {
 		k.secret = c->jwt_secret->buf;
 		k.secretlen = c->jwt_secret->len;
 	}
-	k.sets[0] = c->jwks;
-	return jwt_verify(tok, strlen(tok), &k, evloop_wall_s(), cl) ==
-	    JWT_VALID;
+	v = jwt_verify(tok, strlen(tok), &k, evloop_wall_s(), cl);
+	if (v == JWT_UNKNOWN_KID)
+		jwks_unknown_kid();	/* keys rotated? */
+	return v == JWT_VALID;
 }
 
 /* the identity the upstream answer is for, from what is sent upstream */
