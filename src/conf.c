@@ -1498,11 +1498,13 @@ finish(struct pstate *ps, int mode_set)
 static struct conf *
 conf_new(void)
 {
+	static uint64_t	 serial;
 	struct conf	*c = xcalloc(1, sizeof(*c));
 	char		 err[ERRLEN];
 	size_t		 i;
 
 	c->refcnt = 1;
+	c->serial = ++serial;
 	for (i = 0; i < NKW; i++)
 		if (kwtab[i].def != NULL && kwtab[i].handler == NULL &&
 		    set_value(c, &kwtab[i], kwtab[i].def, err,

@@ -66,6 +66,7 @@ struct conf_expose {
 
 struct conf {
 	unsigned		refcnt;
+	uint64_t		serial;		/* unique per conf_load */
 	char			*file;		/* NULL: environment only */
 
 	struct conf_listen	listen[CONF_LISTEN_MAX];

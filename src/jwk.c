@@ -61,9 +61,9 @@ b64_member(const cJSON *o, const char *name, unsigned char *out,
 static int
 ops_allow_verify(const cJSON *o)
 {
-	const cJSON	*ops = cJSON_GetObjectItemCaseSensitive(o, "key_ops");
-	const cJSON	*v;
+	const cJSON	*ops, *v;
 
+	ops = cJSON_GetObjectItemCaseSensitive(o, "key_ops");
 	if (ops == NULL)
 		return 1;
 	cJSON_ArrayForEach(v, ops)
@@ -89,7 +89,8 @@ parse_ec(const cJSON *o, struct jwk *k, char *err, size_t errlen)
 		return KEY_ERR;
 	}
 	if (pk_ec_init(&k->u.ec, x, y) == -1) {
-		snprintf(err, errlen, "(x, y) is not a point of the P-256 curve");
+		snprintf(err, errlen, "(x, y) is not a point of the P-256 "
+		    "curve");
 		return KEY_ERR;
 	}
 	k->kty = KTY_EC;

@@ -26,18 +26,19 @@
 #define URL_MAX		2048
 
 static struct {
-	struct conf		*c;		/* NULL: fetching is off */
-	struct jwk_set		*set;		/* last good set or NULL */
+	struct conf		*c;	/* NULL: fetching is off */
+	struct jwk_set		*set;	/* last good set or NULL */
+	uint64_t		 gen;	/* bumped when set changes */
 	char			 url[URL_MAX];
-	struct upstream_xfer	*xfer;		/* fetch in flight */
+	struct upstream_xfer	*xfer;	/* fetch in flight */
 	int			 status;
-	char			*body;		/* JWK_SET_MAX_BYTES + 1 */
+	char			*body;	/* JWK_SET_MAX_BYTES + 1 */
 	size_t			 len;
-	int			 over;		/* body larger than the cap */
-	int64_t			 kid_fetch_ms;	/* last kid-driven fetch */
+	int			 over;	/* body larger than the cap */
+	int64_t			 kid_fetch_ms; /* last kid-driven one */
 	int			 have_kid_fetch;
-	struct evloop_timer	 timer;		/* next scheduled fetch */
-	struct evloop_timer	 xfer_timer;	/* fetch timeout */
+	struct evloop_timer	 timer;	/* next scheduled fetch */
+	struct evloop_timer	 xfer_timer; /* fetch timeout */
 } J = { .timer = { .due_ms = -1 }, .xfer_timer = { .due_ms = -1 } };
 
 static void	fetch(void);
@@ -128,6 +129,7 @@ load_stored(void)
 	}
 	jwk_set_free(J.set);
 	J.set = set;
+	J.gen++;
 	log_info("jwks: %zu signing keys from %s/%s", jwk_set_count(set),
 	    J.c->state_dir, JWKS_STATE_FILE);
 }
@@ -186,6 +188,7 @@ finish(enum upstream_result res)
 	}
 	jwk_set_free(J.set);
 	J.set = set;
+	J.gen++;
 	log_info("jwks: %zu signing keys from %s", jwk_set_count(set),
 	    J.url);
 	persist(J.body, J.len);
@@ -247,6 +250,12 @@ fetch(void)
 	    xfer_timeout_cb, NULL);
 }
 
+uint64_t
+jwks_generation(void)
+{
+	return J.gen;
+}
+
 void
 jwks_unknown_kid(void)
 {
@@ -282,6 +291,7 @@ jwks_setup(const struct conf *c)
 	if (!c->jwt_jwks_fetch) {
 		jwk_set_free(J.set);
 		J.set = NULL;
+		J.gen++;
 		return 0;
 	}
 	if (policy_upstream_url(c, POLICY_ROUTE_AUTH, JWKS_PATH, JWKS_SUB,
@@ -290,6 +300,7 @@ jwks_setup(const struct conf *c)
 		    "(auth-upstream or upstream)");
 		jwk_set_free(J.set);
 		J.set = NULL;
+		J.gen++;
 		return -1;
 	}
 	if (J.body == NULL)
@@ -307,6 +318,7 @@ jwks_teardown(void)
 	stop();
 	jwk_set_free(J.set);
 	J.set = NULL;
+	J.gen++;
 	free(J.body);
 	J.body = NULL;
 	J.have_kid_fetch = 0;

@@ -8,6 +8,8 @@
 #ifndef SUPAGATE_JWKS_H
 #define SUPAGATE_JWKS_H
 
+#include <stdint.h>
+
 struct conf;
 struct jwk_set;
 
@@ -25,6 +27,8 @@ int jwks_setup(const struct conf *c);
 void jwks_teardown(void);
 /* the fetched set, NULL if none; valid until the next loop turn */
 const struct jwk_set *jwks_current(void);
+/* changes whenever the fetched set does */
+uint64_t jwks_generation(void);
 /* a token named a kid no key has: fetch again unless done lately */
 void jwks_unknown_kid(void);
 

@@ -219,6 +219,13 @@ asym_check(const char *s, const struct parts *pt, const char *alg,
 	return nokey && !bad ? JWT_UNKNOWN_KID : JWT_INVALID;
 }
 
+int
+jwt_claims_current(const struct jwt_claims *c, int64_t now)
+{
+	return !(c->exp != 0 && c->exp <= now) &&
+	    !(c->nbf != 0 && c->nbf > now);
+}
+
 enum jwt_verdict
 jwt_verify(const char *s, size_t len, const struct jwt_keys *k, int64_t now,
     struct jwt_claims *c)
@@ -250,8 +257,7 @@ jwt_verify(const char *s, size_t len, const struct jwt_keys *k, int64_t now,
 	if (v == JWT_VALID) {
 		if (claims_of(&pt, c) == -1)
 			v = JWT_INVALID;
-		else if ((c->exp != 0 && c->exp <= now) ||
-		    (c->nbf != 0 && c->nbf > now))
+		else if (!jwt_claims_current(c, now))
 			v = JWT_EXPIRED;
 	}
  out:

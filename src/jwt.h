@@ -51,5 +51,7 @@ int jwt_verify_hs256(const char *, size_t, const void *secret,
  */
 enum jwt_verdict jwt_verify(const char *, size_t, const struct jwt_keys *,
     int64_t now, struct jwt_claims *c);
+/* 1 if the claims' exp and nbf hold at now (as jwt_verify checks them) */
+int jwt_claims_current(const struct jwt_claims *, int64_t now);
 
 #endif

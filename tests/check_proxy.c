@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1291,6 +1292,42 @@ START_TEST(jwks_identity)
 }
 END_TEST
 
+/*
+ * SIGHUP with ec-1 gone from jwt-jwks-file: tokens verified before (and
+ * remembered) are no longer user-a's; ec-2 tokens still verify
+ */
+START_TEST(jwks_reload)
+{
+	const char	*t = "/rest/v1/things?t=jwks-2";
+	char		 v[256];
+	double		 n = 0;
+	FILE		*fp;
+	int		 i;
+
+	status_as(t, TOK_ES_A, v, sizeof(v));
+	IS_MISS(v);
+	ck_assert_ptr_nonnull(fp = fopen(jwks_path, "w"));
+	fputs(JWKS_EC2, fp);
+	ck_assert_int_eq(fclose(fp), 0);
+	kill(gate.pid, SIGHUP);
+	for (i = 0; i < 500 && n < 1; i++) {
+		if (h_metric(gate.port, "supagate_config_reloads_total", NULL,
+		    &n) != 0 || n < 1)
+			h_sleep_ms(20);
+	}
+	ck_assert_msg(n == 1, "no reload");
+	t = "/rest/v1/things?t=jwks-3";
+	status_as(t, TOK_ES_A, v, sizeof(v));
+	IS_MISS(v);
+	status_as(t, TOK_ES_A2, v, sizeof(v));
+	IS_MISS(v);
+	status_as(t, TOK_ES_B, v, sizeof(v));
+	IS_MISS(v);
+	status_as(t, TOK_ES_B2, v, sizeof(v));
+	IS_HIT(v);
+}
+END_TEST
+
 /* ---- jwt-jwks-fetch: the set from Auth, kept in state-dir ---------- */
 
 static char	fetch_state[H_PATH_MAX];
@@ -1596,6 +1633,7 @@ suite(void)
 
 	t = tc_down(s, "jwks", fx_jwks, fx_jwks_down, 30);
 	tcase_add_test(t, jwks_identity);
+	tcase_add_test(t, jwks_reload);
 	tcase_add_test(t, survives);
 
 	t = tc_down(s, "jwks_fetch", fx_fetch, fx_fetch_down, 60);

@@ -66,6 +66,7 @@ const out = {
 	TOK_ES_B2: token(es('ec-2'), claims('user-b', { iat: iat + 60 }),
 	    ec2.privateKey, 'ES256'),
 	JWKS_EC1: JSON.stringify({ keys: [pubjwk(ec1, { kid: 'ec-1' })] }),
+	JWKS_EC2: JSON.stringify({ keys: [pubjwk(ec2, { kid: 'ec-2' })] }),
 	JWKS_EC12: JSON.stringify({ keys: [pubjwk(ec1, { kid: 'ec-1' }),
 	    pubjwk(ec2, { kid: 'ec-2' })] }),
 	TOK_ES_NOKID: token({ alg: 'ES256', typ: 'JWT' }, claims('user-n'),
