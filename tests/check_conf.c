@@ -794,6 +794,15 @@ START_TEST(jwks_file)
 	HAS(errs, "jwks.json: jwt-jwks-file: no usable key");
 	FAILS(c = loadb("jwt-jwks-file missing.json\n"));
 	HAS(errs, "t.conf: jwt-jwks-file missing.json: No such file");
+
+	/* fetching needs an Auth upstream */
+	OK(c = loadb("jwt-jwks-fetch on\n"));
+	ck_assert_int_eq(c->jwt_jwks_fetch, 1);
+	conf_unref(c);
+	FAILS(c = load("rest-upstream http://127.0.0.1:3000\n"
+	    "anon-key-file anon\njwt-jwks-fetch on\n"));
+	HAS(errs, "jwt-jwks-fetch on needs the Auth upstream");
+	FAILS(c = loadb("jwt-jwks-fetch maybe\n"));
 }
 END_TEST
 
@@ -938,7 +947,8 @@ START_TEST(dump_all_keywords)
 		"listen", "upstream", "rest-upstream", "auth-upstream",
 		"storage-upstream", "functions-upstream", "graphql-upstream",
 		"auth-mode", "client-auth", "anon-key-file", "service-key-file",
-		"jwt-secret-file", "jwt-jwks-file", "session-email", "session-password-file",
+		"jwt-secret-file", "jwt-jwks-file", "jwt-jwks-fetch",
+		"session-email", "session-password-file",
 		"session-refresh-token-file", "state-dir", "ca-file",
 		"cache-ttl", "expose", "allow-from", "allow-origin",
 		"allow-host", "upstream-timeout", "functions-timeout",
