@@ -22,7 +22,7 @@
 
 #include "harness.h"
 
-#include "../data/jwks/vectors.h"
+#include "data/jwks/vectors.h"
 
 #define BASE_CONF \
 	"listen 127.0.0.1:0\n" \
