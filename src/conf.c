@@ -20,6 +20,7 @@
 #include "cache.h"
 #include "conf.h"
 #include "crypto.h"
+#include "jwk.h"
 #include "jwt.h"
 #include "log.h"
 #include "util.h"
@@ -1359,6 +1360,32 @@ load_secret(struct pstate *ps, const char *kw, const char *path)
 	return s;
 }
 
+/* the JWK set of jwt-jwks-file; errors name that file and its line */
+static struct jwk_set *
+load_jwks(struct pstate *ps, const char *path)
+{
+	struct jwk_set	*set;
+	char		 err[ERRLEN], *buf;
+	size_t		 len = 0;
+	unsigned	 line = 0;
+
+	if ((buf = read_file(path, &len, err, sizeof(err))) == NULL) {
+		perr(ps, ps->name, 0, "jwt-jwks-file %s: %s", path, err);
+		return NULL;
+	}
+	set = jwk_set_parse(buf, len, err, sizeof(err), &line);
+	free(buf);
+	if (set == NULL)
+		perr(ps, path, line, "jwt-jwks-file: %s", err);
+	else if (jwk_set_count(set) == 0) {
+		perr(ps, path, 0, "jwt-jwks-file: no usable key (EC P-256 "
+		    "for ES256 or RSA for RS256)");
+		jwk_set_free(set);
+		set = NULL;
+	}
+	return set;
+}
+
 static int
 listen_is_loopback(const struct conf_listen *l)
 {
@@ -1514,6 +1541,12 @@ finish(struct pstate *ps, int mode_set)
 	if (c->jwt_secret_file != NULL)
 		c->jwt_secret = load_secret(ps, "jwt-secret-file",
 		    c->jwt_secret_file);
+	if (c->jwt_jwks_file != NULL)
+		c->jwks = load_jwks(ps, c->jwt_jwks_file);
+	if (c->jwt_jwks_fetch && c->upstream == NULL &&
+	    c->svc_upstream[CONF_SVC_AUTH] == NULL)
+		perr(ps, ps->name, 0, "jwt-jwks-fetch on needs the Auth "
+		    "upstream: set upstream or auth-upstream");
 
 	for (i = 0; i < c->nlisten; i++)
 		if (!listen_is_loopback(&c->listen[i]) &&
@@ -1531,11 +1564,13 @@ finish(struct pstate *ps, int mode_set)
 static struct conf *
 conf_new(void)
 {
+	static uint64_t	 serial;
 	struct conf	*c = xcalloc(1, sizeof(*c));
 	char		 err[ERRLEN];
 	size_t		 i;
 
 	c->refcnt = 1;
+	c->serial = ++serial;
 	for (i = 0; i < NKW; i++)
 		if (kwtab[i].def != NULL && kwtab[i].handler == NULL &&
 		    set_value(c, &kwtab[i], kwtab[i].def, err,
@@ -1623,6 +1658,7 @@ conf_unref(struct conf *c)
 	free(c->cache_ttl_status);
 	secret_free(c->apikey);
 	secret_free(c->jwt_secret);
+	jwk_set_free(c->jwks);
 	free(c->file);
 	free(c);
 }

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+struct jwk_set;
 struct secret;
 
 #define CONF_LISTEN_MAX	8
@@ -71,6 +72,7 @@ struct conf_expose {
 
 struct conf {
 	unsigned		refcnt;
+	uint64_t		serial;		/* unique per conf_load */
 	char			*file;		/* NULL: environment only */
 
 	struct conf_listen	listen[CONF_LISTEN_MAX];
@@ -84,6 +86,8 @@ struct conf {
 	char			*anon_key_file;
 	char			*service_key_file;
 	char			*jwt_secret_file;
+	char			*jwt_jwks_file;
+	int			 jwt_jwks_fetch; /* 1: from Auth */
 	char			*session_email;
 	char			*session_password_file;
 	char			*session_refresh_token_file;
@@ -94,6 +98,7 @@ struct conf {
 	struct secret		*apikey;	/* what goes upstream */
 	int			 apikey_is_jwt;	/* legacy JWT: also Bearer */
 	struct secret		*jwt_secret;	/* NULL if none */
+	struct jwk_set		*jwks;		/* jwt-jwks-file or NULL */
 
 	struct conf_expose	*expose;
 	size_t			nexpose;

@@ -39,6 +39,10 @@ CONF_V("service-key-file", CT_PATH, CF_SECRET, 0, 0, NULL,
     service_key_file, NULL, "file with the service-role or secret key")
 CONF_V("jwt-secret-file", CT_PATH, CF_SECRET, 0, 0, NULL,
     jwt_secret_file, NULL, "file with the project's JWT secret")
+CONF_V("jwt-jwks-file", CT_PATH, 0, 0, 0, NULL, jwt_jwks_file, NULL,
+    "file with the project's JWT signing keys (JWK set)")
+CONF_V("jwt-jwks-fetch", CT_ENUM, 0, 0, 0, "off", jwt_jwks_fetch, "off|on",
+    "fetch the JWK set from Auth and keep it in state-dir")
 CONF_V("session-email", CT_STRING, 0, 0, 0, NULL, session_email,
     NULL, "email address supagate signs in with")
 CONF_V("session-password-file", CT_PATH, CF_SECRET, 0, 0,

@@ -181,6 +181,12 @@ crypto_digest_final(struct crypto_digest_ctx *c, unsigned char out[32])
 	    32);
 }
 
+void
+crypto_sha256(const void *msg, size_t len, unsigned char out[32])
+{
+	crypto_hash_sha256(out, msg, len);
+}
+
 long
 crypto_b64url_encode(const void *in, size_t inlen, char *out, size_t outlen)
 {

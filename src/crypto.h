@@ -41,6 +41,8 @@ struct crypto_digest_ctx {
 void crypto_digest_init(struct crypto_digest_ctx *);
 void crypto_digest_update(struct crypto_digest_ctx *, const void *, size_t);
 void crypto_digest_final(struct crypto_digest_ctx *, unsigned char out[32]);
+/* SHA-256 of msg into out[32] (for JWS signature checks) */
+void crypto_sha256(const void *, size_t, unsigned char out[32]);
 /* base64url without padding; returns length written or -1 */
 long crypto_b64url_encode(const void *, size_t, char *, size_t);
 long crypto_b64url_decode(const char *, size_t, void *, size_t);

@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "crypto.h"
 #include "evloop.h"
+#include "jwks.h"
 #include "log.h"
 #include "metrics.h"
 #include "proxy.h"
@@ -98,6 +99,7 @@ reload(void)
 		log_warnx("reload failed; keeping the running configuration");
 	} else {
 		proxy_set_conf(c);
+		(void)jwks_setup(c);
 		conf_unref(c);
 		metrics.reloads++;
 		log_info("configuration reloaded (listen addresses and limits "
@@ -205,6 +207,7 @@ main(int argc, char *argv[])
 		fatalx("setup failed");
 	if (session_setup(c) != 0)
 		fatalx("session setup failed");
+	(void)jwks_setup(c);
 	proxy_set_conf(c);
 	if (proxy_setup() != 0)
 		fatalx("setup failed");
@@ -222,6 +225,7 @@ main(int argc, char *argv[])
 	server_teardown();
 	proxy_cache_teardown();
 	proxy_teardown();
+	jwks_teardown();
 	session_teardown();
 	upstream_teardown();
 	evloop_teardown();

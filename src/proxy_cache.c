@@ -20,6 +20,7 @@
 #include "crypto.h"
 #include "evloop.h"
 #include "hot.h"
+#include "jwks.h"
 #include "jwt.h"
 #include "log.h"
 #include "metrics.h"
@@ -238,6 +239,63 @@ proxy_cache_invalidate_tag(const char *tag)
 	return n;
 }
 
+/*
+ * Signature checks cost up to a millisecond (ES256, RSA-4096), too much
+ * for every cache hit, so the last tokens whose signature held are
+ * remembered by digest, with the configuration and fetched key set they
+ * were checked under; exp and nbf are checked on every use.
+ */
+#define VERIFIED_SLOTS	64
+
+static struct verified {
+	unsigned char		digest[CACHE_KEY_LEN];
+	uint64_t		conf_serial;	/* 0: empty slot */
+	uint64_t		jwks_gen;
+	struct jwt_claims	cl;
+} verified[VERIFIED_SLOTS];
+
+/*
+ * 1 if tok verifies (signature, exp, nbf) with jwt-secret-file,
+ * jwt-jwks-file or the set fetched by jwt-jwks-fetch
+ */
+static int
+verify_bearer(const struct conf *c, const char *tok, struct jwt_claims *cl)
+{
+	struct jwt_keys		 k;
+	struct verified		*slot;
+	unsigned char		 d[CACHE_KEY_LEN];
+	enum jwt_verdict	 v;
+	int64_t			 now = evloop_wall_s();
+	size_t			 len = strlen(tok);
+
+	memset(&k, 0, sizeof(k));
+	k.sets[0] = c->jwks;
+	k.sets[1] = jwks_current();
+	if (c->jwt_secret == NULL && k.sets[0] == NULL && k.sets[1] == NULL)
+		return 0;
+	crypto_digest(tok, len, d);
+	slot = &verified[d[0] % VERIFIED_SLOTS];
+	if (slot->conf_serial == c->serial &&
+	    slot->jwks_gen == jwks_generation() &&
+	    memcmp(slot->digest, d, sizeof(d)) == 0) {
+		*cl = slot->cl;
+		return jwt_claims_current(cl, now);
+	}
+	if (c->jwt_secret != NULL) {
+		k.secret = c->jwt_secret->buf;
+		k.secretlen = c->jwt_secret->len;
+	}
+	v = jwt_verify(tok, len, &k, now, cl);
+	if (v == JWT_VALID || v == JWT_EXPIRED) {
+		memcpy(slot->digest, d, sizeof(d));
+		slot->conf_serial = c->serial;
+		slot->jwks_gen = jwks_generation();
+		slot->cl = *cl;
+	} else if (v == JWT_UNKNOWN_KID)
+		jwks_unknown_kid();	/* keys rotated? */
+	return v == JWT_VALID;
+}
+
 /* the identity the upstream answer is for, from what is sent upstream */
 void
 proxy_cache_identity(struct request *r, char *out, size_t outlen)
@@ -270,9 +328,7 @@ proxy_cache_identity(struct request *r, char *out, size_t outlen)
 		cache_identity(a, 1, cl.role, cl.sub, out, outlen);
 		return;
 	}
-	if (tok != NULL && c->jwt_secret != NULL &&
-	    jwt_verify_hs256(tok, strlen(tok), c->jwt_secret->buf,
-	    c->jwt_secret->len, &cl) == 0) {
+	if (tok != NULL && verify_bearer(c, tok, &cl)) {
 		cache_identity(a, 1, cl.role, cl.sub, out, outlen);
 		return;
 	}

@@ -299,51 +299,6 @@ drop_tokens(void)
 	S.bad = 0;
 }
 
-static int
-write_all(int fd, const void *p, size_t len)
-{
-	const char	*b = p;
-	ssize_t		 n;
-
-	while (len > 0) {
-		if ((n = write(fd, b, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		b += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* write-tmp, fsync, rename, fsync(dir): the old file or the new one */
-static int
-write_file_atomic(const char *name, const char *tmp, const void *p,
-    size_t len)
-{
-	int	fd, saved;
-
-	if ((fd = openat(S.dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC |
-	    O_CLOEXEC | O_NOFOLLOW, 0600)) == -1)
-		return -1;
-	if (fchmod(fd, 0600) == -1 || write_all(fd, p, len) == -1 ||
-	    fsync(fd) == -1) {
-		saved = errno;
-		close(fd);
-		unlinkat(S.dirfd, tmp, 0);
-		errno = saved;
-		return -1;
-	}
-	if (close(fd) == -1 || renameat(S.dirfd, tmp, S.dirfd, name) == -1) {
-		saved = errno;
-		unlinkat(S.dirfd, tmp, 0);
-		errno = saved;
-		return -1;
-	}
-	return fsync(S.dirfd);
-}
-
 /* store the session, encrypted; 0 or -1 (logged) */
 static int
 persist(void)
@@ -376,7 +331,7 @@ persist(void)
 	    ct + STATE_MAGIC_LEN);
 	crypto_wipe(pt, cap);
 	free(pt);
-	rc = write_file_atomic(STATE_FILE, STATE_TMP, ct,
+	rc = util_write_atomic(S.dirfd, STATE_FILE, STATE_TMP, ct,
 	    STATE_MAGIC_LEN + len + CRYPTO_SEAL_OVERHEAD);
 	free(ct);
 	if (rc == -1)
@@ -542,7 +497,7 @@ load_key(void)
 			return -1;
 		}
 		crypto_random(k, sizeof(k));
-		if (write_all(fd, k, sizeof(k)) == -1 || fsync(fd) == -1 ||
+		if (util_write_all(fd, k, sizeof(k)) == -1 || fsync(fd) == -1 ||
 		    close(fd) == -1 || fsync(S.dirfd) == -1) {
 			log_warn("session: cannot write %s/%s",
 			    S.c->state_dir, KEY_FILE);

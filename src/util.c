@@ -1,9 +1,15 @@
 /* util: small shared helpers */
 #include "config.h"
 
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
@@ -70,4 +76,48 @@ util_strcaseeq(const char *a, const char *b)
 		if (ca == '\0')
 			return 1;
 	}
+}
+
+int
+util_write_all(int fd, const void *p, size_t len)
+{
+	const char	*b = p;
+	ssize_t		 n;
+
+	while (len > 0) {
+		if ((n = write(fd, b, len)) == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		b += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int
+util_write_atomic(int dirfd, const char *name, const char *tmp,
+    const void *p, size_t len)
+{
+	int	fd, saved;
+
+	if ((fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC |
+	    O_CLOEXEC | O_NOFOLLOW, 0600)) == -1)
+		return -1;
+	if (fchmod(fd, 0600) == -1 || util_write_all(fd, p, len) == -1 ||
+	    fsync(fd) == -1) {
+		saved = errno;
+		close(fd);
+		unlinkat(dirfd, tmp, 0);
+		errno = saved;
+		return -1;
+	}
+	if (close(fd) == -1 || renameat(dirfd, tmp, dirfd, name) == -1) {
+		saved = errno;
+		unlinkat(dirfd, tmp, 0);
+		errno = saved;
+		return -1;
+	}
+	return fsync(dirfd);
 }

@@ -15,6 +15,7 @@
 
 #include "conf.h"
 #include "crypto.h"
+#include "jwk.h"
 
 #define BASE	"upstream http://127.0.0.1:1\nanon-key-file anon\n"
 #define PUB	"sb_publishable_test0123456789"
@@ -819,6 +820,50 @@ START_TEST(secret_files)
 }
 END_TEST
 
+/* the P-256 generator as a public key: a valid JWK */
+#define GX	"axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY"
+#define GY	"T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU"
+
+START_TEST(jwks_file)
+{
+	struct conf	*c;
+
+	write_str("jwks.json", "{\"keys\":[{\"kty\":\"EC\",\"crv\":"
+	    "\"P-256\",\"kid\":\"k1\",\"x\":\"" GX "\",\"y\":\"" GY
+	    "\"},{\"kty\":\"oct\",\"k\":\"AAAA\"}]}\n", 0644);
+	OK(c = loadb("jwt-jwks-file jwks.json\n"));
+	ck_assert_uint_eq(jwk_set_count(c->jwks), 1);
+	dump(c);
+	HAS(out, "jwt-jwks-file jwks.json\n");
+	conf_unref(c);
+
+	write_str("jwks.json", "{\n \"keys\": [\n  {\"kty\": \"EC\",}\n"
+	    "]}\n", 0644);
+	FAILS(c = loadb("jwt-jwks-file jwks.json\n"));
+	HAS(errs, "jwks.json:3: jwt-jwks-file: not valid JSON");
+	write_str("jwks.json", "{\"keys\":[{\"kty\":\"oct\"},{\"kty\":"
+	    "\"EC\",\"crv\":\"P-256\",\"x\":\"" GX "\",\"y\":\"" GX
+	    "\"}]}", 0644);
+	FAILS(c = loadb("jwt-jwks-file jwks.json\n"));
+	HAS(errs, "jwks.json: jwt-jwks-file: keys[1]: (x, y) is not a point "
+	    "of the P-256 curve");
+	write_str("jwks.json", "{\"keys\":[{\"kty\":\"OKP\"}]}", 0644);
+	FAILS(c = loadb("jwt-jwks-file jwks.json\n"));
+	HAS(errs, "jwks.json: jwt-jwks-file: no usable key");
+	FAILS(c = loadb("jwt-jwks-file missing.json\n"));
+	HAS(errs, "t.conf: jwt-jwks-file missing.json: No such file");
+
+	/* fetching needs an Auth upstream */
+	OK(c = loadb("jwt-jwks-fetch on\n"));
+	ck_assert_int_eq(c->jwt_jwks_fetch, 1);
+	conf_unref(c);
+	FAILS(c = load("rest-upstream http://127.0.0.1:3000\n"
+	    "anon-key-file anon\njwt-jwks-fetch on\n"));
+	HAS(errs, "jwt-jwks-fetch on needs the Auth upstream");
+	FAILS(c = loadb("jwt-jwks-fetch maybe\n"));
+}
+END_TEST
+
 START_TEST(credentials_directory)
 {
 	struct conf	*c;
@@ -960,7 +1005,8 @@ START_TEST(dump_all_keywords)
 		"listen", "upstream", "rest-upstream", "auth-upstream",
 		"storage-upstream", "functions-upstream", "graphql-upstream",
 		"auth-mode", "client-auth", "anon-key-file", "service-key-file",
-		"jwt-secret-file", "session-email", "session-password-file",
+		"jwt-secret-file", "jwt-jwks-file", "jwt-jwks-fetch",
+		"session-email", "session-password-file",
 		"session-refresh-token-file", "state-dir", "ca-file",
 		"cache-ttl", "expose", "allow-from", "allow-origin",
 		"allow-host", "upstream-timeout", "functions-timeout",
@@ -1087,6 +1133,7 @@ conf_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, cross_field);
 	tcase_add_test(tc, secret_files);
+	tcase_add_test(tc, jwks_file);
 	tcase_add_test(tc, credentials_directory);
 	tcase_add_test(tc, env_modes);
 	tcase_add_test(tc, env_with_file);

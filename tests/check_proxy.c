@@ -10,6 +10,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,8 @@
 #include <curl/curl.h>
 
 #include "harness.h"
+
+#include "data/jwks/vectors.h"
 
 #define BASE_CONF \
 	"listen 127.0.0.1:0\n" \
@@ -1201,6 +1204,287 @@ cache_status(const char *target, char *v, size_t vlen)
 	h_resp_free(&r);
 }
 
+/* ---- the cache: identities verified with a JWK set ------------------ */
+
+static char	jwks_path[H_PATH_MAX];
+
+static void
+fx_jwks(void)
+{
+	char	dir[] = "/tmp/check_proxy_jwks.XXXXXX";
+	FILE	*fp;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(jwks_path, sizeof(jwks_path), "%s/jwks.json", dir);
+	ck_assert_ptr_nonnull(fp = fopen(jwks_path, "w"));
+	fputs(JWKS, fp);
+	ck_assert_int_eq(fclose(fp), 0);
+	gate_up(h_fmt(BASE_CONF
+	    "upstream @UP@\n"
+	    "anon-key-file @DIR@/anon.key\n"
+	    "jwt-jwks-file %s\n"
+	    "cache-ttl 1h\n", jwks_path), up.port);
+}
+
+static void
+fx_jwks_down(void)
+{
+	char	*slash;
+
+	gate_down();
+	unlink(jwks_path);
+	if ((slash = strrchr(jwks_path, '/')) != NULL) {
+		*slash = '\0';
+		rmdir(jwks_path);
+	}
+}
+
+/* Cache-Status of GET target with tok as the bearer */
+static void
+status_as(const char *target, const char *tok, char *v, size_t vlen)
+{
+	const char	*hdrs[] = { h_fmt("Authorization: Bearer %s", tok),
+			    NULL };
+	struct h_resp	 r;
+
+	get_ok(&r, target, hdrs);
+	ck_assert_ptr_nonnull(h_resp_header(&r, "Cache-Status", v, vlen));
+	h_resp_free(&r);
+}
+
+#define IS_HIT(v)	ck_assert_msg(strncmp((v), "supagate; hit", 13) == \
+			    0, "expected a hit: %s", (v))
+#define IS_MISS(v)	ck_assert_msg(strstr((v), "fwd=miss") != NULL,	\
+			    "expected a miss: %s", (v))
+
+/*
+ * ES256 and RS256 tokens verified with jwt-jwks-file: two users get
+ * separate entries, one user's second token (another iat) shares the
+ * first one's; expired or tampered tokens are keyed by the whole token
+ */
+START_TEST(jwks_identity)
+{
+	const char	*t = "/rest/v1/things?t=jwks-1";
+	char		 v[256], bad[4096];
+	size_t		 n;
+
+	status_as(t, TOK_ES_A, v, sizeof(v));
+	IS_MISS(v);
+	status_as(t, TOK_ES_A2, v, sizeof(v));
+	IS_HIT(v);
+	ck_assert_int_eq(upstream_count("t=jwks-1"), 1);
+	status_as(t, TOK_ES_B, v, sizeof(v));
+	IS_MISS(v);
+	status_as(t, TOK_ES_B, v, sizeof(v));
+	IS_HIT(v);
+	ck_assert_int_eq(upstream_count("t=jwks-1"), 2);
+	/* user-a, but expired: not user-a's entry */
+	status_as(t, TOK_ES_EXPIRED, v, sizeof(v));
+	IS_MISS(v);
+	/* user-a's token with one signature character changed */
+	n = strlen(TOK_ES_A);
+	memcpy(bad, TOK_ES_A, n + 1);
+	bad[n - 5] = bad[n - 5] == 'A' ? 'B' : 'A';
+	status_as(t, bad, v, sizeof(v));
+	IS_MISS(v);
+	/* RS256 user, then a second RS256 user */
+	status_as(t, TOK_RS_1, v, sizeof(v));
+	IS_MISS(v);
+	status_as(t, TOK_RS_4, v, sizeof(v));
+	IS_MISS(v);
+	status_as(t, TOK_RS_4, v, sizeof(v));
+	IS_HIT(v);
+	ck_assert_int_eq(upstream_count("t=jwks-1"), 6);
+	/* user-a still hits with either token */
+	status_as(t, TOK_ES_A, v, sizeof(v));
+	IS_HIT(v);
+}
+END_TEST
+
+/*
+ * SIGHUP with ec-1 gone from jwt-jwks-file: tokens verified before (and
+ * remembered) are no longer user-a's; ec-2 tokens still verify
+ */
+START_TEST(jwks_reload)
+{
+	const char	*t = "/rest/v1/things?t=jwks-2";
+	char		 v[256];
+	double		 n = 0;
+	FILE		*fp;
+	int		 i;
+
+	status_as(t, TOK_ES_A, v, sizeof(v));
+	IS_MISS(v);
+	ck_assert_ptr_nonnull(fp = fopen(jwks_path, "w"));
+	fputs(JWKS_EC2, fp);
+	ck_assert_int_eq(fclose(fp), 0);
+	kill(gate.pid, SIGHUP);
+	for (i = 0; i < 500 && n < 1; i++) {
+		if (h_metric(gate.port, "supagate_config_reloads_total", NULL,
+		    &n) != 0 || n < 1)
+			h_sleep_ms(20);
+	}
+	ck_assert_msg(n == 1, "no reload");
+	t = "/rest/v1/things?t=jwks-3";
+	status_as(t, TOK_ES_A, v, sizeof(v));
+	IS_MISS(v);
+	status_as(t, TOK_ES_A2, v, sizeof(v));
+	IS_MISS(v);
+	status_as(t, TOK_ES_B, v, sizeof(v));
+	IS_MISS(v);
+	status_as(t, TOK_ES_B2, v, sizeof(v));
+	IS_HIT(v);
+}
+END_TEST
+
+/* ---- jwt-jwks-fetch: the set from Auth, kept in state-dir ---------- */
+
+static char	fetch_state[H_PATH_MAX];
+
+/* what fakeup's jwks.json answers ("": 503) */
+static void
+fake_jwks(const char *body)
+{
+	struct h_opts	o = { .body = body, .body_len = strlen(body),
+			    .has_body = 1 };
+	struct h_resp	r;
+
+	ck_assert_int_eq(h_req(&r, up.port, "POST", "/_fake/jwks", &o), 0);
+	ck_assert_int_eq(r.status, 200);
+	h_resp_free(&r);
+}
+
+static void
+gate_fetch_up(void)
+{
+	gate_up(h_fmt("listen 127.0.0.1:0\n"
+	    "state-dir %s\n"
+	    "upstream @UP@\n"
+	    "anon-key-file @DIR@/anon.key\n"
+	    "jwt-jwks-fetch on\n"
+	    "cache-ttl 1h\n", fetch_state), up.port);
+}
+
+static void
+fx_fetch(void)
+{
+	strcpy(fetch_state, "/tmp/check_proxy_fetch.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(fetch_state));
+	fake_jwks(JWKS_EC1);
+	gate_fetch_up();
+}
+
+static void
+fx_fetch_down(void)
+{
+	gate_down();
+	fake_jwks("");
+	if (strncmp(fetch_state, "/tmp/check_proxy_fetch.", 23) == 0 &&
+	    system(h_fmt("rm -rf '%s'", fetch_state)) != 0)
+		fprintf(stderr, "could not remove %s\n", fetch_state);
+}
+
+static int
+jwks_fetches(void)
+{
+	return upstream_count("\"path\":\"/auth/v1/.well-known/jwks.json\"");
+}
+
+/* wait until state-dir/jwks.json holds kid (the fetch completed) */
+static void
+wait_stored(const char *kid)
+{
+	char	*s;
+	size_t	 len;
+	int	 i, found = 0;
+
+	for (i = 0; i < 500 && !found; i++) {
+		s = h_slurp(h_fmt("%s/jwks.json", fetch_state), &len);
+		found = s != NULL && strstr(s, kid) != NULL;
+		free(s);
+		if (!found)
+			h_sleep_ms(20);
+	}
+	ck_assert_msg(found, "state-dir/jwks.json never held %s", kid);
+}
+
+/*
+ * The set fetched at start verifies; a token naming a new kid makes
+ * supagate fetch again (at most once per 30 s)
+ */
+START_TEST(jwks_fetch)
+{
+	const char	*t = "/rest/v1/things?t=fetch-1";
+	char		 v[256];
+	int		 i, n;
+
+	wait_stored("ec-1");
+	ck_assert_int_eq(jwks_fetches(), 1);
+	status_as(t, TOK_ES_A, v, sizeof(v));
+	IS_MISS(v);
+	status_as(t, TOK_ES_A2, v, sizeof(v));
+	IS_HIT(v);
+
+	/* a rotated-in key: the first token with its kid is not verified */
+	fake_jwks(JWKS_EC12);
+	status_as(t, TOK_ES_B, v, sizeof(v));
+	IS_MISS(v);
+	wait_stored("ec-2");
+	ck_assert_int_eq(jwks_fetches(), 2);
+	status_as(t, TOK_ES_B, v, sizeof(v));
+	IS_MISS(v);			/* now keyed as user-b */
+	status_as(t, TOK_ES_B2, v, sizeof(v));
+	IS_HIT(v);
+
+	/* more unknown kids right after: no fetch storm */
+	for (i = 0; i < 5; i++)
+		status_as(t, TOK_ES_UNKNOWN_KID, v, sizeof(v));
+	n = jwks_fetches();
+	ck_assert_msg(n <= 3, "%d fetches", n);
+
+}
+END_TEST
+
+static int	offline_fetches0;
+
+/* a set stored by an earlier run, and Auth answering 503 */
+static void
+fx_offline(void)
+{
+	FILE	*fp;
+
+	strcpy(fetch_state, "/tmp/check_proxy_fetch.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(fetch_state));
+	ck_assert_ptr_nonnull(fp = fopen(h_fmt("%s/jwks.json", fetch_state),
+	    "w"));
+	fputs(JWKS_EC12, fp);
+	ck_assert_int_eq(fclose(fp), 0);
+	fake_jwks("");
+	offline_fetches0 = jwks_fetches();
+	gate_fetch_up();
+}
+
+/* a failed fetch keeps the stored set, which verifies */
+START_TEST(jwks_offline)
+{
+	const char	*t = "/rest/v1/things?t=offline-1";
+	char		 v[256];
+	int		 i;
+
+	for (i = 0; i < 500 && jwks_fetches() == offline_fetches0; i++)
+		h_sleep_ms(20);
+	ck_assert_int_eq(jwks_fetches(), offline_fetches0 + 1);
+	status_as(t, TOK_ES_A, v, sizeof(v));
+	IS_MISS(v);
+	status_as(t, TOK_ES_A2, v, sizeof(v));
+	IS_HIT(v);
+	status_as(t, TOK_ES_B, v, sizeof(v));
+	IS_MISS(v);
+	status_as(t, TOK_ES_B2, v, sizeof(v));
+	IS_HIT(v);
+}
+END_TEST
+
 /*
  * Past its lifetime but inside the window, an entry is served at once
  * (marked stale) and fetched again in the background; the next read is
@@ -1613,14 +1897,21 @@ START_TEST(configured_status_not_an_error)
 END_TEST
 
 static TCase *
-tc(Suite *s, const char *name, void (*fx)(void), int timeout)
+tc_down(Suite *s, const char *name, void (*fx)(void), void (*down)(void),
+    int timeout)
 {
 	TCase	*t = tcase_create(name);
 
-	tcase_add_unchecked_fixture(t, fx, gate_down);
+	tcase_add_unchecked_fixture(t, fx, down);
 	tcase_set_timeout(t, timeout);
 	suite_add_tcase(s, t);
 	return t;
+}
+
+static TCase *
+tc(Suite *s, const char *name, void (*fx)(void), int timeout)
+{
+	return tc_down(s, name, fx, gate_down, timeout);
 }
 
 static Suite *
@@ -1696,6 +1987,19 @@ suite(void)
 
 	t = tc(s, "max_connections", fx_maxconns, 60);
 	tcase_add_test(t, connection_limit_503);
+	tcase_add_test(t, survives);
+
+	t = tc_down(s, "jwks", fx_jwks, fx_jwks_down, 30);
+	tcase_add_test(t, jwks_identity);
+	tcase_add_test(t, jwks_reload);
+	tcase_add_test(t, survives);
+
+	t = tc_down(s, "jwks_fetch", fx_fetch, fx_fetch_down, 60);
+	tcase_add_test(t, jwks_fetch);
+	tcase_add_test(t, survives);
+
+	t = tc_down(s, "jwks_offline", fx_offline, fx_fetch_down, 60);
+	tcase_add_test(t, jwks_offline);
 	tcase_add_test(t, survives);
 
 	t = tc(s, "swr", fx_swr, 30);

@@ -1,7 +1,8 @@
-# tests/unit.mk: unit tests for conf, crypto and jwt, and the doc-drift test
+# tests/unit.mk: unit tests for conf, crypto, jwt and jwk, and the doc-drift
+# test
 if HAVE_CHECK
-check_PROGRAMS += tests/check_conf tests/check_jwt
-TESTS += tests/check_conf tests/check_jwt
+check_PROGRAMS += tests/check_conf tests/check_jwt tests/check_jwk
+TESTS += tests/check_conf tests/check_jwt tests/check_jwk
 
 tests_check_conf_SOURCES = tests/check_conf.c
 tests_check_conf_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
@@ -10,11 +11,16 @@ tests_check_conf_LDADD = $(SUPAGATE_LIBS) $(CHECK_LIBS)
 tests_check_jwt_SOURCES = tests/check_jwt.c
 tests_check_jwt_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_jwt_LDADD = $(SUPAGATE_LIBS) $(CHECK_LIBS)
+
+tests_check_jwk_SOURCES = tests/check_jwk.c tests/data/jwks/vectors.h
+tests_check_jwk_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_jwk_LDADD = $(SUPAGATE_LIBS) $(CHECK_LIBS)
 endif
 
 dist_check_SCRIPTS += tests/check_docs.sh
 TESTS += tests/check_docs.sh
-EXTRA_DIST += tests/data/conf/good-minimal.conf \
+EXTRA_DIST += tests/data/jwks/gen-jwks.mjs \
+	tests/data/conf/good-minimal.conf \
 	tests/data/conf/good-full.conf \
 	tests/data/conf/good-overrides.conf \
 	tests/data/conf/bad-unknown.conf \

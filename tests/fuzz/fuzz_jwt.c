@@ -1,4 +1,4 @@
-/* fuzz_jwt: jwt_looks_like, jwt_decode and jwt_verify_hs256 */
+/* fuzz_jwt: jwt_looks_like, jwt_decode, jwt_verify_hs256 and jwt_verify */
 #include "config.h"
 
 #include <stdint.h>
@@ -35,7 +35,9 @@ check_claims(const struct jwt_claims *c)
 static void
 one(const char *s, size_t len)
 {
-	struct jwt_claims	dc, vc;
+	struct jwt_claims	dc, vc, uc;
+	struct jwt_keys		k;
+	enum jwt_verdict	v;
 	int			d, vr, looks;
 
 	looks = jwt_looks_like(s, len);
@@ -57,8 +59,22 @@ one(const char *s, size_t len)
 		if (memcmp(&dc, &vc, sizeof(dc)) != 0)
 			abort();
 	}
+	/* jwt_verify with the secret accepts only what HS256 verifies */
+	memset(&k, 0, sizeof(k));
+	k.secret = SECRET;
+	k.secretlen = sizeof(SECRET) - 1;
+	memset(&uc, 0x5a, sizeof(uc));
+	v = jwt_verify(s, len, &k, 0, &uc);
+	if (v == JWT_VALID || v == JWT_EXPIRED) {
+		if (vr != 0 || memcmp(&uc, &vc, sizeof(uc)) != 0)
+			abort();
+	} else if (v != JWT_INVALID)
+		abort();	/* no key sets: never an unknown kid */
 	/* a wrong secret never verifies */
 	if (jwt_verify_hs256(s, len, SECRET, sizeof(SECRET) - 2, &vc) == 0)
+		abort();
+	k.secretlen--;
+	if (jwt_verify(s, len, &k, 0, &uc) != JWT_INVALID)
 		abort();
 }
 

@@ -8,6 +8,8 @@
  *
  *   fakeup --port-file F	bind 127.0.0.1:0, write the port to F
  *
+ * "jwks.json" answers the body last POSTed to /_fake/jwks (503 while that
+ * is empty), for supagate's jwt-jwks-fetch.
  * "gen" counts its calls ({"n":k}; max-age 1 s the first time, 1 h later).
  * "status?code=N" answers N; with "&then=M", M to every later request
  * with the same path and query (as logged since the last reset).
@@ -50,6 +52,8 @@
 static atomic_int	 stopping;
 static pthread_mutex_t	 log_mtx = PTHREAD_MUTEX_INITIALIZER;
 static cJSON		*log_arr;	/* guarded by log_mtx */
+static char		*jwks_body;	/* guarded by log_mtx */
+static size_t		 jwks_len;	/* guarded by log_mtx */
 static long		 log_dropped;	/* guarded by log_mtx */
 
 /* one request, from the URI log callback to the completion callback */
@@ -518,11 +522,41 @@ do_echo(struct MHD_Connection *c, const char *method, struct freq *fr)
 }
 
 static enum MHD_Result
-do_fake(struct MHD_Connection *c, const char *what)
+do_jwks(struct MHD_Connection *c)
+{
+	enum MHD_Result	ret;
+
+	pthread_mutex_lock(&log_mtx);
+	if (jwks_len == 0)
+		ret = reply(c, MHD_HTTP_SERVICE_UNAVAILABLE, "application/json",
+		    "{\"code\":\"no_jwks\"}", 18);
+	else
+		ret = reply(c, MHD_HTTP_OK, "application/json", jwks_body,
+		    jwks_len);
+	pthread_mutex_unlock(&log_mtx);
+	return ret;
+}
+
+static enum MHD_Result
+do_fake(struct MHD_Connection *c, const char *what, struct freq *fr)
 {
 	char		*s;
 	enum MHD_Result	 ret;
 
+	if (strcmp(what, "jwks") == 0) {
+		pthread_mutex_lock(&log_mtx);
+		free(jwks_body);
+		jwks_body = NULL;
+		jwks_len = 0;
+		if (fr->body_len > 0) {
+			if ((jwks_body = malloc(fr->body_len)) == NULL)
+				die("out of memory");
+			memcpy(jwks_body, fr->body, fr->body_len);
+			jwks_len = fr->body_len;
+		}
+		pthread_mutex_unlock(&log_mtx);
+		return reply(c, MHD_HTTP_OK, "application/json", "{}", 2);
+	}
 	if (strcmp(what, "reset") == 0) {
 		pthread_mutex_lock(&log_mtx);
 		cJSON_Delete(log_arr);
@@ -659,7 +693,7 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 	seg = strrchr(path, '/');
 	seg = seg == NULL ? path : seg + 1;
 	if (strstr(path, "/_fake/") != NULL)
-		ret = do_fake(c, seg);
+		ret = do_fake(c, seg, fr);
 	else if (strcmp(seg, "sink") == 0) {
 		cJSON	*o = cJSON_CreateObject();
 
@@ -693,6 +727,8 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 		ret = do_slowbody(c);
 	else if (strcmp(seg, "gen") == 0)
 		ret = do_gen(c);
+	else if (strcmp(seg, "jwks.json") == 0)
+		ret = do_jwks(c);
 	else if (strcmp(seg, "drop-on-reuse") == 0 && conn_requests(c) > 1)
 		ret = MHD_NO;	/* a kept-alive connection dies unanswered */
 	else
