@@ -435,6 +435,30 @@ answer(struct request *r, const struct store_entry *e, const char *detail,
 	answer_from(r, e, -1, detail, now);
 }
 
+/* answer() from an entry of store_get() whose body moves to the answer */
+static void
+answer_take(struct request *r, struct store_entry *e, const char *detail,
+    int64_t now)
+{
+	unsigned char	*body = e->body;
+	size_t		 len = e->body_len;
+
+	e->body = NULL;
+	e->body_len = 0;
+	answer_from(r, e, -1, detail, now);
+	if (body == NULL || len == 0 || r->status == 304) {
+		free(body);
+		return;
+	}
+	/* store_get() leaves a NUL after the body, as an sbuf has */
+	free(r->errbody.s);
+	r->errbody.s = (char *)body;
+	r->errbody.len = len;
+	r->errbody.cap = len + 1;
+	if (r->errbody.max < len)
+		r->errbody.max = len;
+}
+
 /* the freshness rules of a stored entry */
 static const struct cache_policy *
 entry_policy(const struct store_entry *e, struct cache_policy *pol)
@@ -474,14 +498,19 @@ lookup(struct request *r)
 			switch (cache_freshness(e.stored_at,
 			    entry_policy(&e, &pol), now)) {
 			case CACHE_FRESH:
+				/* served from the set when it took the entry */
 				hot_put(hot, pc->key, &e);
-				answer(r, &e, NULL, now);
+				if ((he = hot_get(hot, pc->key, &hfd)) != NULL)
+					answer_from(r, he, hfd, NULL, now);
+				else
+					answer_take(r, &e, NULL, now);
 				store_entry_fini(&e);
 				metrics.cache_hits++;
 				return PC_ANSWERED;
 			case CACHE_STALE_SWR:
 				/* served stale, refreshed in the background */
-				answer(r, &e, "stale-while-revalidate", now);
+				answer_take(r, &e, "stale-while-revalidate",
+				    now);
 				store_entry_fini(&e);
 				metrics_cache_stale(METRICS_STALE_SWR);
 				if (find_leader(pc->key) == NULL &&
