@@ -93,6 +93,8 @@ struct front {
 	int			 closing;	/* rejected: lingering */
 	size_t			 drained;
 	int			 hup;		/* the client closed its side */
+	int			 more;		/* bytes after the last head */
+	int			 resumed;	/* input event since */
 	uint64_t		 nreq;		/* requests answered */
 
 	/* the request being answered */
@@ -768,7 +770,7 @@ mhd_hook_cb(void *arg)
 		nwoken--;
 		front_resume(fc);
 	}
-	for (i = 0; i < ndaemons; i++) {
+	for (i = 0; i < ndaemons && nconns > 0; i++) {
 		/* resumed connections are processed by the next run */
 		MHD_run(daemons[i]);
 		if (MHD_get_timeout(daemons[i], &to) == MHD_YES &&
@@ -1226,6 +1228,15 @@ front_pump(struct front *fc)
 		if (fc->want_out)
 			front_watch(fc, 0);
 		if (fc->s == NULL) {
+			/*
+			 * Bytes that came after the last peek raise a new
+			 * (edge-triggered) event; look now only if that peek
+			 * saw more than the head it took, or for a new one.
+			 */
+			if (fc->nreq > 0 && !fc->more && !fc->hup &&
+			    !fc->resumed)
+				return 0;
+			fc->resumed = 0;
 			if ((rc = front_next(fc)) <= 0)
 				return rc;
 			continue;
@@ -1323,7 +1334,7 @@ front_parse(struct sreq *s, char *h, size_t maxhdr, const char **method,
  * fc is gone (handed to libmicrohttpd or closed).
  */
 static int
-front_start(struct front *fc, size_t len)
+front_start(struct front *fc, size_t len, size_t avail)
 {
 	struct sreq	*s;
 	struct request	*r;
@@ -1361,6 +1372,7 @@ front_start(struct front *fc, size_t len)
 		return -1;
 	}
 	/* the head is taken off the socket only now */
+	fc->more = avail > len;
 	n = recv(fc->fd, peekbuf, len, MSG_TRUNC);
 	if (n != (ssize_t)len) {
 		free(s);
@@ -1425,7 +1437,7 @@ front_next(struct front *fc)
 	case GATE_OK:
 		break;
 	}
-	return front_start(fc, v.head_len);
+	return front_start(fc, v.head_len, (size_t)n);
 }
 
 static void
@@ -1440,6 +1452,8 @@ front_cb(int fd, unsigned events, void *arg)
 	}
 	if (events & EVLOOP_HUP)
 		fc->hup = 1;
+	if (events & EVLOOP_IN)
+		fc->resumed = 1;	/* new bytes: look at them */
 	if (fc->hup && fc->s != NULL) {
 		log_debug("%s: request %llu: client hung up", __func__,
 		    (unsigned long long)fc->s->r->id);
