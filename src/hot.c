@@ -11,11 +11,16 @@
 #include <sys/queue.h>
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "hot.h"
+
+#define HOT_BUCKETS_MIN	256
+#define HOT_FILE_MIN	(16 * 1024)	/* bodies from here on: memfd */
+#define HOT_DOOR	64		/* big bodies seen once, by print */
 
 struct hot_ent {
 	unsigned char		 key[CACHE_KEY_LEN];
@@ -26,6 +31,8 @@ struct hot_ent {
 	TAILQ_ENTRY(hot_ent)	 lru;		/* most recent first */
 };
 
+#define HOT_OVERHEAD	(sizeof(struct hot_ent) + 64)
+
 struct hot {
 	struct hot_ent		**bucket;
 	size_t			 nbucket;	/* a power of two */
@@ -33,11 +40,9 @@ struct hot {
 	size_t			 bytes;
 	size_t			 max_bytes;
 	TAILQ_HEAD(hot_lru, hot_ent) lru;
+	uint64_t		 door[HOT_DOOR];	/* seen once: prints */
 };
 
-#define HOT_BUCKETS_MIN	256
-#define HOT_OVERHEAD	(sizeof(struct hot_ent) + 64)
-#define HOT_FILE_MIN	(16 * 1024)	/* bodies from here on: memfd */
 
 static size_t
 slot(const struct hot *h, const unsigned char *key)
@@ -139,6 +144,28 @@ grow(struct hot *h)
 }
 
 /*
+ * Taking in a big body costs a memory file, its write and, when it
+ * leaves, its close: more than serving it from the store once.  So a big
+ * body comes in on its second put within a short while only: a key seen
+ * once leaves its print in a small direct-mapped table, which random
+ * reads over a set far bigger than this one keep overwriting, while a
+ * key read again soon finds its print still there.
+ */
+static int
+second_time(struct hot *h, const unsigned char *key)
+{
+	uint64_t	print, *slot;
+
+	memcpy(&print, key + 8, sizeof(print));
+	print |= 1;			/* never 0, the empty slot */
+	slot = &h->door[key[16] % HOT_DOOR];
+	if (*slot == print)
+		return 1;
+	*slot = print;
+	return 0;
+}
+
+/*
  * A body this big is held in a memory file, so that it is sent with
  * sendfile(2): the kernel takes its pages and the copy into the socket
  * costs no user-space memcpy and write copy.  -1 if there is none.
@@ -179,6 +206,8 @@ hot_put(struct hot *h, const unsigned char key[CACHE_KEY_LEN],
 	bytes = e->headers_len + e->body_len + HOT_OVERHEAD;
 	/* one entry may take an eighth of the room at most */
 	if (bytes > h->max_bytes / 8)
+		return;
+	if (e->body_len >= HOT_FILE_MIN && !second_time(h, key))
 		return;
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return;

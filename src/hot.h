@@ -24,7 +24,8 @@ const struct store_entry *hot_get(struct hot *,
 /*
  * Hold a copy of e under key, replacing any older one and dropping the
  * least recently used entries to make room; an entry bigger than an
- * eighth of the bound is not held.
+ * eighth of the bound is not held, and one with a big body (16 KiB and
+ * more) only when it is put a second time soon after the first.
  */
 void hot_put(struct hot *, const unsigned char key[CACHE_KEY_LEN],
     const struct store_entry *);

@@ -183,6 +183,9 @@ START_TEST(big_body_in_a_file)
 	const struct store_entry	*g;
 
 	mkkey(k, 3);
+	/* a big body comes in on its second put only */
+	hot_put(h, k, &e);
+	ck_assert_ptr_null(get(h, k));
 	hot_put(h, k, &e);
 	ck_assert_ptr_nonnull(g = get(h, k));
 	ck_assert_int_ne(last_fd, -1);
@@ -198,6 +201,36 @@ START_TEST(big_body_in_a_file)
 	ck_assert_ptr_nonnull(g = get(h, k));
 	ck_assert_int_eq(last_fd, -1);
 	ck_assert_ptr_nonnull(g->body);
+	hot_free(h);
+}
+END_TEST
+
+START_TEST(big_bodies_read_at_random_stay_out)
+{
+	struct hot		*h = hot_new(8u << 20);
+	unsigned char		 k[CACHE_KEY_LEN];
+	struct store_entry	 e = mkent(64 * 1024, 'r');
+	unsigned		 i, taken = 0, x = 12345;
+
+	/*
+	 * Random reads over 2000 keys, far more than the set holds, each
+	 * put after a read that missed it: few are taken in (without the
+	 * second-put rule every one would be, and would push another out)
+	 */
+	for (i = 0; i < 20000; i++) {
+		x = x * 1103515245u + 12345u;
+		mkkey(k, (x >> 8) % 2000);
+		if (get(h, k) != NULL)
+			continue;
+		hot_put(h, k, &e);
+		taken += get(h, k) != NULL;
+	}
+	ck_assert_msg(taken < 20000 / 16, "%u of the puts taken", taken);
+	/* one key read again and again comes in at once */
+	mkkey(k, 5000);
+	hot_put(h, k, &e);
+	hot_put(h, k, &e);
+	ck_assert_ptr_nonnull(get(h, k));
 	hot_free(h);
 }
 END_TEST
@@ -231,6 +264,7 @@ hot_suite(void)
 	tcase_add_test(tc, oversized_not_held);
 	tcase_add_test(tc, many_keys_grow);
 	tcase_add_test(tc, big_body_in_a_file);
+	tcase_add_test(tc, big_bodies_read_at_random_stay_out);
 	tcase_add_test(tc, off_is_empty);
 	suite_add_tcase(s, tc);
 	return s;
