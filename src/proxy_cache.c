@@ -854,28 +854,22 @@ replay_headers(const char *p, struct sbuf *out)
 		"Transfer-Encoding", "Connection", "Keep-Alive", "ETag",
 		"Access-Control-Allow-Origin", "Vary", NULL
 	};
-	const char	*eol, *colon;
-	size_t		 i, nlen;
-	int		 skip;
+	struct head_line	 l;
+	size_t			 i;
+	int			 skip;
 
-	for (; *p != '\0'; p = eol + (*eol != '\0')) {
-		eol = strchr(p, '\n');
-		if (eol == NULL)
-			eol = p + strlen(p);
-		if ((colon = memchr(p, ':', eol - p)) == NULL)
-			continue;
-		nlen = colon - p;
+	while (policy_head_next(&p, &l)) {
 		skip = 0;
 		for (i = 0; drop[i] != NULL; i++)
-			if (strlen(drop[i]) == nlen &&
-			    strncasecmp(p, drop[i], nlen) == 0)
+			if (strlen(drop[i]) == l.nlen &&
+			    strncasecmp(l.name, drop[i], l.nlen) == 0)
 				skip = 1;
-		if (!skip) {
-			sbuf_add(out, p, eol - p);
-			if (eol == p || eol[-1] != '\r')
-				sbuf_add(out, "\r", 1);
-			sbuf_add(out, "\n", 1);
-		}
+		if (skip)
+			continue;
+		sbuf_add(out, l.name, l.nlen);
+		sbuf_add(out, ": ", 2);
+		sbuf_add(out, l.value, l.vlen);
+		sbuf_add(out, "\r\n", 2);
 	}
 }
 
