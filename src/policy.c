@@ -6,6 +6,9 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "conf.h"
@@ -843,6 +846,22 @@ policy_head_next(const char **pp, struct head_line *l)
 		return 1;
 	}
 	*pp = p;
+	return 0;
+}
+
+int
+policy_head_length(const char *block, uint64_t *len)
+{
+	char			 v[32], *end;
+	unsigned long long	 n;
+
+	if (policy_head_value(block, "Content-Length", v, sizeof(v)) != 0)
+		return -1;
+	errno = 0;
+	n = strtoull(v, &end, 10);
+	if (errno != 0 || end == v || *end != '\0')
+		return -1;
+	*len = n;
 	return 0;
 }
 

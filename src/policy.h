@@ -3,6 +3,7 @@
 #define SUPAGATE_POLICY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "conf.h"
 
@@ -86,6 +87,11 @@ int policy_head_next(const char **p, struct head_line *);
  */
 int policy_head_value(const char *block, const char *name, char *out,
     size_t outlen);
+/*
+ * The Content-Length of a block of header lines into *len: 0, or -1 if
+ * there is none or it is not a plain decimal number
+ */
+int policy_head_length(const char *block, uint64_t *len);
 /* 1 if a header value holds CR, LF or NUL */
 int policy_header_value_bad(const char *value, size_t len);
 /*

@@ -558,20 +558,15 @@ replay(struct request *r)
 static size_t
 resp_ring_size(struct request *r)
 {
-	char		 v[32], *end;
-	unsigned long long n;
+	uint64_t	n;
 
 	if (strcmp(r->method, "HEAD") == 0 || r->status == 204 ||
 	    r->status == 304)
 		return PROXY_RING_MIN;
 	/* with Transfer-Encoding too, Content-Length means nothing */
 	if (strcasestr(sbuf_str(&r->head), "Transfer-Encoding:") != NULL ||
-	    policy_head_value(sbuf_str(&r->head), "Content-Length", v,
-	    sizeof(v)) != 0)
-		return PROXY_RING_SIZE;
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0' || n >= PROXY_RING_SIZE)
+	    policy_head_length(sbuf_str(&r->head), &n) != 0 ||
+	    n >= PROXY_RING_SIZE)
 		return PROXY_RING_SIZE;
 	return n < PROXY_RING_MIN ? PROXY_RING_MIN : (size_t)n;
 }

@@ -519,16 +519,9 @@ body_reader_cb(void *cls, uint64_t pos, char *buf, size_t max)
 static uint64_t
 head_length(const char *p)
 {
-	char			 v[32], *end;
-	unsigned long long	 n;
+	uint64_t	n;
 
-	if (policy_head_value(p, "Content-Length", v, sizeof(v)) != 0)
-		return MHD_SIZE_UNKNOWN;
-	errno = 0;
-	n = strtoull(v, &end, 10);
-	if (errno != 0 || end == v || *end != '\0')
-		return MHD_SIZE_UNKNOWN;
-	return n;
+	return policy_head_length(p, &n) == 0 ? n : MHD_SIZE_UNKNOWN;
 }
 
 /*
@@ -1026,35 +1019,28 @@ front_respond(struct front *fc)
 		n = snprintf(line, sizeof(line), "Date: %s\r\n", http_date());
 		out_add(fc, line, (size_t)n);
 	}
+	/* the body and its framing: size is MHD_SIZE_UNKNOWN when not known */
+	size = r->is_error && r->body_fd != -1 ? r->body_fd_len :
+	    r->is_error ? (r->errbody.s != NULL ? r->errbody.len : 0) :
+	    head_length(sbuf_str(&r->head));
 	if (no_body)
 		;
-	else if (r->is_error && r->body_fd != -1) {
-		size = r->body_fd_len;
+	else if (size != MHD_SIZE_UNKNOWN) {
 		n = snprintf(line, sizeof(line), "Content-Length: %" PRIu64
 		    "\r\n", size);
 		out_add(fc, line, (size_t)n);
-		if (!head_only) {
+		if (head_only)
+			;
+		else if (r->is_error && r->body_fd != -1) {
 			fc->file_fd = r->body_fd;
 			fc->file_off = 0;
 			fc->file_left = size;
 			r->resp_bytes = size;
-		}
-	} else if (r->is_error) {
-		size = r->errbody.s != NULL ? r->errbody.len : 0;
-		n = snprintf(line, sizeof(line), "Content-Length: %" PRIu64
-		    "\r\n", size);
-		out_add(fc, line, (size_t)n);
-		if (!head_only && size > 0) {
+		} else if (r->is_error && size > 0) {
 			fc->zbody = r->errbody.s;
 			fc->zlen = (size_t)size;
 			r->resp_bytes = size;
-		}
-	} else if ((size = head_length(sbuf_str(&r->head))) !=
-	    MHD_SIZE_UNKNOWN) {
-		n = snprintf(line, sizeof(line), "Content-Length: %" PRIu64
-		    "\r\n", size);
-		out_add(fc, line, (size_t)n);
-		if (!head_only) {
+		} else if (!r->is_error) {
 			fc->stream = 1;
 			fc->left = size;
 		}
