@@ -107,10 +107,10 @@ proxy_cache_setup(const struct conf *c)
 
 /*
  * The identity of supagate's own key, which every request without a
- * user token shares: computed once per configuration.  The reference
- * held keeps that configuration (and so the pointer compared) alive.
+ * user token shares: computed once per configuration (conf serials
+ * are never reused, unlike the addresses of freed configurations).
  */
-static struct conf	*own_conf;
+static uint64_t		 own_serial;	/* of that configuration; 0: none */
 static char		 own_identity[CACHE_IDENTITY_MIN];
 
 void
@@ -118,8 +118,7 @@ proxy_cache_teardown(void)
 {
 	store_close(st);
 	st = NULL;
-	conf_unref(own_conf);
-	own_conf = NULL;
+	own_serial = 0;
 	hot_free(hot);
 	hot = NULL;
 }
@@ -309,9 +308,8 @@ proxy_cache_identity(struct request *r, char *out, size_t outlen)
 		 * No Authorization, or supagate's own key as the bearer:
 		 * the key alone decides the role (no need to verify it)
 		 */
-		if (own_conf != r->conf) {
-			conf_unref(own_conf);
-			own_conf = conf_ref(r->conf);
+		if (own_serial != c->serial) {
+			own_serial = c->serial;
 			cache_identity(c->apikey->buf, 0, NULL, NULL,
 			    own_identity, sizeof(own_identity));
 		}
