@@ -44,14 +44,15 @@ struct hot {
 };
 
 
+/* the bucket of key among nbucket (a power of two) */
 static size_t
-slot(const struct hot *h, const unsigned char *key)
+slot(const unsigned char *key, size_t nbucket)
 {
 	size_t	v;
 
 	/* the key is a digest: any of its bytes are well mixed */
 	memcpy(&v, key, sizeof(v));
-	return v & (h->nbucket - 1);
+	return v & (nbucket - 1);
 }
 
 struct hot *
@@ -76,7 +77,8 @@ find(struct hot *h, const unsigned char *key)
 {
 	struct hot_ent	**pp;
 
-	for (pp = &h->bucket[slot(h, key)]; *pp != NULL; pp = &(*pp)->hnext)
+	for (pp = &h->bucket[slot(key, h->nbucket)]; *pp != NULL;
+	    pp = &(*pp)->hnext)
 		if (memcmp((*pp)->key, key, CACHE_KEY_LEN) == 0)
 			return pp;
 	return pp;
@@ -133,8 +135,7 @@ grow(struct hot *h)
 	for (i = 0; i < h->nbucket; i++)
 		for (x = h->bucket[i]; x != NULL; x = next) {
 			next = x->hnext;
-			memcpy(&s, x->key, sizeof(s));
-			s &= n - 1;
+			s = slot(x->key, n);
 			x->hnext = nb[s];
 			nb[s] = x;
 		}
@@ -238,7 +239,7 @@ hot_put(struct hot *h, const unsigned char key[CACHE_KEY_LEN],
 		unlink_free(h, find(h, TAILQ_LAST(&h->lru, hot_lru)->key));
 	if (h->n >= h->nbucket)
 		grow(h);
-	pp = &h->bucket[slot(h, key)];
+	pp = &h->bucket[slot(key, h->nbucket)];
 	x->hnext = *pp;
 	*pp = x;
 	TAILQ_INSERT_HEAD(&h->lru, x, lru);
