@@ -1111,7 +1111,7 @@ front_send(struct front *fc)
 }
 
 /*
- * Queue the next piece of a streamed body: 1 queued (or the body is
+ * Append the next piece of a streamed body: 1 queued (or the body is
  * complete), 0 nothing yet (a wake-up follows), -1 the body cannot be
  * completed (upstream failed, or sent other than it announced).
  */
@@ -1120,16 +1120,18 @@ front_fill(struct front *fc)
 {
 	struct request	*r = fc->s->r;
 	char		 hex[16];
-	size_t		 max, pre = fc->chunked ? 10 : 0;
+	size_t		 max, base, pre = fc->chunked ? 10 : 0;
 	long		 n;
 	int		 hl;
 
-	if (out_reserve(fc, FRONT_BLOCK + 16) != 0)
-		return -1;
+	/* at most what is still due: a small body takes a small buffer */
 	max = FRONT_BLOCK;
 	if (fc->left != UINT64_MAX && fc->left < max)
-		max = fc->left > 0 ? (size_t)fc->left : FRONT_BLOCK;
-	n = proxy_read(r, fc->out + pre, max);
+		max = fc->left > 0 ? (size_t)fc->left : 16;
+	if (out_reserve(fc, pre + max + 8) != 0)
+		return -1;
+	base = fc->len;
+	n = proxy_read(r, fc->out + base + pre, max);
 	if (n == PROXY_BODY_WAIT)
 		return 0;
 	if (n == PROXY_BODY_ERR)
@@ -1148,14 +1150,14 @@ front_fill(struct front *fc)
 		fc->left -= (uint64_t)n;
 	}
 	if (!fc->chunked) {
-		fc->len = (size_t)n;
+		fc->len = base + (size_t)n;
 		return 1;
 	}
 	hl = snprintf(hex, sizeof(hex), "%lx\r\n", n);
-	fc->off = pre - (size_t)hl;
-	memcpy(fc->out + fc->off, hex, (size_t)hl);
-	memcpy(fc->out + pre + (size_t)n, "\r\n", 2);
-	fc->len = pre + (size_t)n + 2;
+	memmove(fc->out + base + hl, fc->out + base + pre, (size_t)n);
+	memcpy(fc->out + base, hex, (size_t)hl);
+	memcpy(fc->out + base + (size_t)hl + (size_t)n, "\r\n", 2);
+	fc->len = base + (size_t)hl + (size_t)n + 2;
 	return 1;
 }
 
@@ -1197,9 +1199,23 @@ front_finish(struct front *fc)
 static int
 front_pump(struct front *fc)
 {
-	int	rc;
+	int	rc, waiting;
 
 	for (;;) {
+		/*
+		 * Body bytes already here go out with what is queued (the
+		 * head of a miss with its body: one write, not two).
+		 */
+		waiting = 0;
+		if (fc->s != NULL && fc->s->r->answered && fc->stream &&
+		    fc->zlen == 0 && fc->file_left == 0 &&
+		    fc->len - fc->off < FRONT_BLOCK) {
+			if ((rc = front_fill(fc)) == -1) {
+				front_abort(fc, 0);
+				return -1;
+			}
+			waiting = rc == 0;
+		}
 		if ((rc = front_send(fc)) == -1) {
 			front_abort(fc, 1);
 			return -1;
@@ -1230,11 +1246,7 @@ front_pump(struct front *fc)
 		if (!fc->s->r->answered)
 			return 0;
 		if (fc->stream) {
-			if ((rc = front_fill(fc)) == -1) {
-				front_abort(fc, 0);
-				return -1;
-			}
-			if (rc == 0)
+			if (waiting)
 				return 0;
 			continue;
 		}
