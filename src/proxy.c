@@ -380,12 +380,14 @@ admin(struct request *r, const struct sockaddr *peer)
 		    auth_mode_name(r->conf->auth_mode));
 		session_health(&r->errbody);
 		sbuf_add(&r->errbody, "},", 2);
+		proxy_cache_flush();
 		proxy_cache_health(&r->errbody);
 		sbuf_printf(&r->errbody, ",\"inflight\":%zu,\"connections\":%zu,"
 		    "\"upstream_transfers\":%zu}", nactive,
 		    server_connections(), upstream_active());
 	} else {
 		proxy_local(r, 200, "text/plain; version=0.0.4");
+		proxy_cache_flush();
 		metrics.connections = (int64_t)server_connections();
 		if (metrics_render(&r->errbody) != 0) {
 			proxy_error(r, 500, "internal_error",

@@ -65,16 +65,41 @@ static struct request	*leaders;
 /* the most used entries, in memory (hot.c); NULL when off */
 static struct hot	*hot;
 
-/* write the turn's stored responses in one transaction */
-static int64_t
-flush_hook_cb(void *arg)
+/*
+ * Stored responses wait up to FLUSH_DELAY_MS to be written together: one
+ * transaction (and one write of each page it touches) for all of them.
+ * Reads see them at once; a crash loses at most that much.
+ */
+#define FLUSH_DELAY_MS	10
+static int64_t		 flush_due = -1;
+
+void
+proxy_cache_flush(void)
 {
-	(void)arg;
+	flush_due = -1;
 	if (st != NULL && store_queued(st) > 0) {
 		(void)store_flush(st);
 		metrics.cache_bytes = (int64_t)store_bytes(st);
 		metrics.cache_evictions = (int64_t)store_evictions(st);
 	}
+}
+
+static int64_t
+flush_hook_cb(void *arg)
+{
+	int64_t	now;
+
+	(void)arg;
+	if (st == NULL || store_queued(st) == 0) {
+		flush_due = -1;
+		return -1;
+	}
+	now = evloop_now_ms();
+	if (flush_due == -1)
+		flush_due = now + FLUSH_DELAY_MS;
+	if (now < flush_due)
+		return flush_due - now;
+	proxy_cache_flush();
 	return -1;
 }
 
@@ -118,6 +143,7 @@ proxy_cache_teardown(void)
 {
 	store_close(st);
 	st = NULL;
+	flush_due = -1;
 	own_serial = 0;
 	hot_free(hot);
 	hot = NULL;

@@ -21,6 +21,8 @@ enum pc_next {
 /* open the store in state-dir (cache off or unwritable: no cache); 0/-1 */
 int proxy_cache_setup(const struct conf *);
 void proxy_cache_teardown(void);
+/* write the stored responses that wait for their batch now */
+void proxy_cache_flush(void);
 /*
  * A request is about to go upstream with r->authz: if it is a cacheable
  * read, look it up.  Writes to /rest/v1 are noted so that their success
