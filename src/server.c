@@ -39,6 +39,7 @@
 #define SERVER_DISCARD_MAX	(8 * 1024 * 1024)
 #define FRONT_BLOCK		(64 * 1024)	/* streamed body piece */
 #define FRONT_KEEP		4096		/* buffer kept when idle */
+#define FRONT_IN		(16 * 1024)	/* request body piece */
 
 /* the server's half of a request */
 struct sreq {
@@ -78,9 +79,9 @@ struct peer {
  * checked by the gate (RFC 9112, strict); a rejected one gets a JSON
  * error and the input is drained briefly before close, so that the
  * client reads the answer rather than a reset.  A request without a body
- * (all reads, cache hits among them) is answered here, and the
- * connection is kept alive for the next one; the first request that
- * carries a body (Content-Length or Transfer-Encoding) hands the
+ * (all reads, cache hits among them) or with a Content-Length body (the
+ * writes of the Supabase clients) is answered here, and the connection
+ * is kept alive for the next one; the first chunked request hands the
  * connection, with that request still unread, to libmicrohttpd for good.
  */
 struct front {
@@ -104,6 +105,13 @@ struct front {
 	int			 chunked;
 	uint64_t		 left;		/* Content-Length still due */
 	int			 want_out;	/* waiting to write */
+
+	/* its Content-Length body: in[in_off, in_len) read, not yet taken */
+	int			 body_in;	/* still reading it */
+	uint64_t		 body_left;	/* not yet read */
+	uint64_t		 discarded;	/* dropped: answer settled */
+	char			*in;
+	size_t			 in_off, in_len;
 
 	/*
 	 * To send: out[off, len), then zbody[0, zlen) (not copied), then
@@ -807,6 +815,7 @@ front_close(struct front *fc)
 	}
 	peer_put(fc->peer);
 	free(fc->out);
+	free(fc->in);
 	free(fc);
 	conns_changed();
 }
@@ -997,7 +1006,16 @@ front_respond(struct front *fc)
 	fc->file_fd = -1;
 	fc->file_left = 0;
 	fc->left = UINT64_MAX;
-	fc->off = fc->len = 0;
+	/* out may hold a 100 Continue still on its way: append */
+	if (fc->body_in) {
+		/*
+		 * Answered before the body was all read (refused, upstream
+		 * failed): the rest of it is not a request; drop it while
+		 * closing.
+		 */
+		fc->body_in = 0;
+		fc->close_after = 1;
+	}
 
 	n = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", r->status,
 	    MHD_get_reason_phrase_for((unsigned)r->status));
@@ -1177,6 +1195,11 @@ front_finish(struct front *fc)
 	fc->nreq++;
 	fc->stream = fc->chunked = 0;
 	fc->file_fd = -1;
+	fc->body_in = 0;
+	fc->body_left = fc->discarded = 0;
+	fc->in_off = fc->in_len = 0;
+	free(fc->in);
+	fc->in = NULL;
 	if (fc->cap > FRONT_KEEP) {
 		/* an idle connection keeps a small buffer only */
 		free(fc->out);
@@ -1189,6 +1212,79 @@ front_finish(struct front *fc)
 	}
 	fc->deadline_ms = evloop_now_ms() + SERVER_CLIENT_TIMEOUT_S * 1000;
 	return 0;
+}
+
+/*
+ * Feed the request body to the proxy as it arrives: 1 it is all in (or
+ * the request was answered early), 0 waiting for input or for the
+ * proxy to take more (a wake-up follows), -1 fc is gone.
+ */
+static int
+front_body(struct front *fc)
+{
+	struct request	*r = fc->s->r;
+	enum proxy_next	 next;
+	size_t		 n, want;
+	ssize_t		 got;
+
+	while (fc->body_in) {
+		if (fc->in_off == fc->in_len) {
+			if (fc->body_left == 0)
+				break;
+			if (fc->in == NULL &&
+			    (fc->in = malloc(FRONT_IN)) == NULL) {
+				front_abort(fc, 0);
+				return -1;
+			}
+			want = fc->body_left < FRONT_IN ?
+			    (size_t)fc->body_left : FRONT_IN;
+			got = recv(fc->fd, fc->in, want, 0);
+			if (got == -1 && (errno == EAGAIN ||
+			    errno == EWOULDBLOCK || errno == EINTR)) {
+				fc->deadline_ms = evloop_now_ms() +
+				    SERVER_CLIENT_TIMEOUT_S * 1000;
+				return 0;
+			}
+			if (got <= 0) {
+				front_abort(fc, 1);	/* body cut short */
+				return -1;
+			}
+			fc->deadline_ms = INT64_MAX;
+			fc->in_off = 0;
+			fc->in_len = (size_t)got;
+			fc->body_left -= (uint64_t)got;
+		}
+		n = fc->in_len - fc->in_off;
+		if (r->is_error) {
+			/*
+			 * Settled (413 past max-body-size, upstream gone):
+			 * drop the rest up to a bound, as libmicrohttpd's
+			 * side does, then answer.
+			 */
+			fc->discarded += n;
+			fc->in_off = fc->in_len;
+			if (fc->discarded > SERVER_DISCARD_MAX) {
+				front_respond(fc);
+				return 1;
+			}
+			continue;
+		}
+		next = proxy_body(r, fc->in + fc->in_off, &n);
+		fc->in_off += n;
+		if (next == PROXY_RESPOND) {
+			front_respond(fc);
+			return 1;
+		}
+		if (next == PROXY_WAIT && fc->in_off < fc->in_len)
+			return 0;
+	}
+	fc->body_in = 0;
+	fc->more = 1;		/* look at what follows the body */
+	free(fc->in);
+	fc->in = NULL;
+	if (proxy_body_end(r) == PROXY_RESPOND)
+		front_respond(fc);
+	return 1;
 }
 
 /*
@@ -1243,6 +1339,11 @@ front_pump(struct front *fc)
 				return rc;
 			continue;
 		}
+		if (fc->body_in) {
+			if ((rc = front_body(fc)) <= 0)
+				return rc;
+			continue;
+		}
 		if (!fc->s->r->answered)
 			return 0;
 		if (fc->stream) {
@@ -1263,7 +1364,7 @@ front_resume(struct front *fc)
 	if (fc->s == NULL)
 		return;
 	r = fc->s->r;
-	if (!r->answered) {
+	if (!r->answered && !fc->body_in) {
 		if (proxy_poll(r) != PROXY_RESPOND)
 			return;
 		front_respond(fc);
@@ -1336,10 +1437,13 @@ front_start(struct front *fc, size_t len, size_t avail)
 {
 	struct sreq	*s;
 	struct request	*r;
-	const char	*method, *target, *version, *conn;
+	const char	*method, *target, *version, *conn, *v;
 	enum proxy_next	 next;
 	size_t		 i, nf = 0;
 	ssize_t		 n;
+	uint64_t	 clen = 0;
+	int		 has_body = 0;
+	char		*end;
 
 	for (i = 0; i < len; i++)
 		nf += peekbuf[i] == '\n';
@@ -1360,14 +1464,26 @@ front_start(struct front *fc, size_t len, size_t avail)
 		front_reject(fc, 400, "bad_request", "malformed request head");
 		return -1;
 	}
-	for (i = 0; i < s->nhdr; i++)
-		if (strcasecmp(s->hdr[i].name, "Content-Length") == 0 ||
-		    strcasecmp(s->hdr[i].name, "Transfer-Encoding") == 0)
-			break;
-	if (i < s->nhdr) {
-		free(s);
-		front_handoff(fc);
-		return -1;
+	for (i = 0; i < s->nhdr; i++) {
+		if (strcasecmp(s->hdr[i].name, "Transfer-Encoding") == 0) {
+			/* chunked: libmicrohttpd decodes it */
+			free(s);
+			front_handoff(fc);
+			return -1;
+		}
+		if (strcasecmp(s->hdr[i].name, "Content-Length") != 0)
+			continue;
+		/* the gate let only digits through, equal when repeated */
+		v = s->hdr[i].value;
+		errno = 0;
+		clen = strtoull(v, &end, 10);
+		if (*v < '0' || *v > '9' || *end != '\0' || errno != 0) {
+			free(s);
+			front_reject(fc, 400, "bad_request",
+			    "invalid Content-Length");
+			return -1;
+		}
+		has_body = 1;
 	}
 	/* the head is taken off the socket only now */
 	fc->more = avail > len;
@@ -1398,10 +1514,26 @@ front_start(struct front *fc, size_t len, size_t avail)
 	    (conn != NULL && policy_connection_lists(conn, "close"));
 	fc->deadline_ms = INT64_MAX;
 	next = proxy_begin(r, method, version, (struct sockaddr *)&fc->addr);
-	if (next != PROXY_RESPOND)
-		next = proxy_body_end(r);
-	if (next == PROXY_RESPOND)
+	if (next == PROXY_RESPOND) {
+		/* refused before its body was read: close after the answer */
+		if (has_body && clen > 0)
+			fc->close_after = 1;
 		front_respond(fc);
+		return 1;
+	}
+	if (!has_body) {
+		if (proxy_body_end(r) == PROXY_RESPOND)
+			front_respond(fc);
+		return 1;
+	}
+	fc->body_in = 1;
+	fc->body_left = clen;
+	fc->discarded = 0;
+	/* RFC 9110 10.1.1: the client waits for this before the body */
+	if (clen > 0 && !s->http10 &&
+	    (v = server_header(r, "Expect")) != NULL &&
+	    strcasecmp(v, "100-continue") == 0)
+		out_add(fc, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	return 1;
 }
 

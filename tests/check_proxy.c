@@ -1744,18 +1744,54 @@ START_TEST(front_later_head_is_gated)
 }
 END_TEST
 
-START_TEST(front_body_hands_over)
+/*
+ * A request with a Content-Length body is read by supagate's side too:
+ * the connection stays, and the head after it is still gated (a JSON
+ * 400, not libmicrohttpd's HTML).
+ */
+START_TEST(front_body_stays)
 {
 	static struct h_raw_resp	 rr;
 	static const char		 req[] =
 	    "GET /rest/v1/echo?a=1 HTTP/1.1\r\n" HOST_LINE "\r\n"
 	    "POST /rest/v1/sink HTTP/1.1\r\n" HOST_LINE
 	    "Content-Length: 5\r\n\r\nhello"
+	    "PATCH /rest/v1/echo?a=3 HTTP/1.1\r\n" HOST_LINE
+	    "Content-Length: 0\r\n\r\n"
+	    "GET /rest/v1/echo?a=4 HTTP/1.1\r\n" HOST_LINE
+	    "No colon here\r\n\r\n";
+	const char			*r2, *r3, *r4;
+
+	h_raw(gate.port, req, sizeof(req) - 1, H_RAW_CLOSE, 10000, &rr);
+	ck_assert(strncmp(rr.buf, "HTTP/1.1 200", 12) == 0);
+	ck_assert_ptr_nonnull(r2 = nth_response(rr.buf, 1));
+	ck_assert_ptr_nonnull(r3 = nth_response(rr.buf, 2));
+	ck_assert_ptr_nonnull(r4 = nth_response(rr.buf, 3));
+	ck_assert(strncmp(r2, "HTTP/1.1 200", 12) == 0);
+	ck_assert_ptr_nonnull(strstr(r2, "\"bytes\":5,"));
+	ck_assert(!head_has(r2, "Connection: close"));
+	ck_assert(strncmp(r3, "HTTP/1.1 200", 12) == 0);
+	ck_assert_ptr_nonnull(strstr(r3, "\"method\":\"PATCH\""));
+	ck_assert_ptr_nonnull(strstr(r3, "\"query\":\"a=3\""));
+	ck_assert(strncmp(r4, "HTTP/1.1 400", 12) == 0);
+	ck_assert(head_has(r4, "Content-Type: application/json"));
+	ck_assert_ptr_nonnull(strstr(r4, "\"code\":\"bad_request\""));
+	ck_assert(rr.closed);
+}
+END_TEST
+
+/* a chunked body still moves the connection to libmicrohttpd */
+START_TEST(front_chunked_body_hands_over)
+{
+	static struct h_raw_resp	 rr;
+	static const char		 req[] =
+	    "GET /rest/v1/echo?a=1 HTTP/1.1\r\n" HOST_LINE "\r\n"
+	    "POST /rest/v1/sink HTTP/1.1\r\n" HOST_LINE
+	    "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
 	    "GET /rest/v1/echo?a=3 HTTP/1.1\r\n" HOST_LINE
 	    "Connection: close\r\n\r\n";
 	const char			*r2, *r3;
 
-	/* a request with a body moves the connection on, mid-stream */
 	h_raw(gate.port, req, sizeof(req) - 1, H_RAW_CLOSE, 10000, &rr);
 	ck_assert(strncmp(rr.buf, "HTTP/1.1 200", 12) == 0);
 	ck_assert_ptr_nonnull(r2 = nth_response(rr.buf, 1));
@@ -1765,6 +1801,72 @@ START_TEST(front_body_hands_over)
 	ck_assert(strncmp(r3, "HTTP/1.1 200", 12) == 0);
 	ck_assert_ptr_nonnull(strstr(r3, "\"query\":\"a=3\""));
 	ck_assert(rr.closed);
+}
+END_TEST
+
+/* a body that comes in pieces, with pauses, arrives whole */
+START_TEST(front_body_in_pieces)
+{
+	static struct h_raw_resp	 rr;
+	static const char		 head[] =
+	    "POST /rest/v1/echo HTTP/1.1\r\n" HOST_LINE
+	    "Content-Type: text/plain\r\nContent-Length: 16\r\n\r\n";
+	static const char		 next[] =
+	    "GET /rest/v1/echo?after=1 HTTP/1.1\r\n" HOST_LINE
+	    "Connection: close\r\n\r\n";
+	const char			*pieces[] = { "hello", "-wide-", "world" };
+	size_t				 i;
+	int				 fd;
+
+	fd = h_connect(gate.port);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(h_send_all(fd, head, sizeof(head) - 1, 2000), 0);
+	for (i = 0; i < 3; i++) {
+		usleep(50000);
+		ck_assert_int_eq(h_send_all(fd, pieces[i], strlen(pieces[i]),
+		    2000), 0);
+	}
+	ck_assert_int_eq(h_raw_read(fd, 0, 5000, &rr), 200);
+	ck_assert_ptr_nonnull(strstr(rr.body, "\"body\":\"hello-wide-world\""));
+	/* the same connection goes on */
+	ck_assert_int_eq(h_send_all(fd, next, sizeof(next) - 1, 2000), 0);
+	memset(&rr, 0, offsetof(struct h_raw_resp, buf));
+	rr.len = 0;
+	ck_assert_int_eq(h_raw_read(fd, H_RAW_CLOSE, 5000, &rr), 200);
+	ck_assert_ptr_nonnull(strstr(rr.body, "\"query\":\"after=1\""));
+	close(fd);
+}
+END_TEST
+
+/*
+ * Refused before its body is read (here: declared larger than
+ * max-body-size): the answer comes at once, without 100 Continue, and
+ * the connection closes, since the body that would follow is not a
+ * request.  A client that gives up in the middle of a body costs
+ * nothing more than its connection.
+ */
+START_TEST(front_body_refused_early)
+{
+	static struct h_raw_resp	 rr;
+	static const char		 req[] =
+	    "POST /rest/v1/sink HTTP/1.1\r\n" HOST_LINE
+	    "Content-Length: 2000000\r\nExpect: 100-continue\r\n\r\n";
+	static const char		 cut[] =
+	    "POST /rest/v1/sink HTTP/1.1\r\n" HOST_LINE
+	    "Content-Length: 100000\r\n\r\npartial body";
+	struct h_resp			 r;
+
+	h_raw(gate.port, req, sizeof(req) - 1, H_RAW_CLOSE, 10000, &rr);
+	ck_assert_int_eq(rr.status, 413);
+	ck_assert_int_eq(rr.interim, 0);
+	ck_assert(head_has(rr.buf, "Connection: close"));
+	ck_assert_ptr_nonnull(strstr(rr.body, "\"code\":\"payload_too_large\""));
+	ck_assert(rr.closed && !rr.timed_out);
+
+	h_raw(gate.port, cut, sizeof(cut) - 1, H_RAW_SHUT, 3000, &rr);
+	ck_assert_int_eq(rr.status, 0);
+	get_ok(&r, "/rest/v1/echo", NULL);
+	h_resp_free(&r);
 }
 END_TEST
 
@@ -1949,7 +2051,10 @@ suite(void)
 	tcase_add_test(t, front_chunked_when_length_unknown);
 	tcase_add_test(t, front_head_has_length_no_body);
 	tcase_add_test(t, front_later_head_is_gated);
-	tcase_add_test(t, front_body_hands_over);
+	tcase_add_test(t, front_body_stays);
+	tcase_add_test(t, front_chunked_body_hands_over);
+	tcase_add_test(t, front_body_in_pieces);
+	tcase_add_test(t, front_body_refused_early);
 	tcase_add_test(t, front_upstream_cut_is_not_clean);
 	tcase_add_test(t, big_hit_from_memory_file);
 	tcase_add_test(t, survives);
