@@ -11,6 +11,7 @@
 #include <sys/queue.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,6 +199,13 @@ void
 hot_put(struct hot *h, const unsigned char key[CACHE_KEY_LEN],
     const struct store_entry *e)
 {
+	hot_put_fd(h, key, e, -1);
+}
+
+void
+hot_put_fd(struct hot *h, const unsigned char key[CACHE_KEY_LEN],
+    const struct store_entry *e, int fd)
+{
 	struct hot_ent	*x, **pp;
 	size_t		 bytes;
 
@@ -214,11 +222,15 @@ hot_put(struct hot *h, const unsigned char key[CACHE_KEY_LEN],
 		return;
 	x->e = *e;
 	x->e.body = NULL;
-	x->fd = e->body_len >= HOT_FILE_MIN ? body_file(e) : -1;
+	if (fd != -1)
+		x->fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	else
+		x->fd = e->body_len >= HOT_FILE_MIN ? body_file(e) : -1;
 	x->e.headers = malloc(e->headers_len + 1);
 	if (x->fd == -1)
 		x->e.body = malloc(e->body_len + 1);
-	if (x->e.headers == NULL || (x->fd == -1 && x->e.body == NULL)) {
+	if (x->e.headers == NULL || (x->fd == -1 && x->e.body == NULL) ||
+	    (fd != -1 && x->fd == -1)) {
 		if (x->fd != -1)
 			close(x->fd);
 		store_entry_fini(&x->e);

@@ -29,6 +29,12 @@ const struct store_entry *hot_get(struct hot *,
  */
 void hot_put(struct hot *, const unsigned char key[CACHE_KEY_LEN],
     const struct store_entry *);
+/*
+ * The same, for an entry whose body is the file fd (e->body NULL): the
+ * set keeps a duplicate of fd rather than a copy of the bytes.
+ */
+void hot_put_fd(struct hot *, const unsigned char key[CACHE_KEY_LEN],
+    const struct store_entry *, int fd);
 void hot_drop(struct hot *, const unsigned char key[CACHE_KEY_LEN]);
 /* drop everything (after an invalidation by tag, prefix or purge) */
 void hot_clear(struct hot *);

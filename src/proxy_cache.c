@@ -501,7 +501,7 @@ lookup(struct request *r)
 	struct proxy_cache	*pc = r->cache;
 	struct store_entry	 e;
 	const struct store_entry *he;
-	int			 hfd;
+	int			 hfd, bfd = -1;
 	struct cache_policy	 pol;
 	struct request		*leader;
 	int64_t			 now = evloop_wall_s();
@@ -517,24 +517,41 @@ lookup(struct request *r)
 	}
 	if (pc->directive == CACHE_REQ_NORMAL) {
 		memset(&e, 0, sizeof(e));
-		rc = store_get(st, pc->key, &e);
+		rc = store_get_fd(st, pc->key, &e, &bfd);
+		if (rc == 1 && bfd != -1 && cache_freshness(e.stored_at,
+		    entry_policy(&e, &pol), now) > CACHE_STALE_SWR) {
+			/* kept below for stale-if-error: in memory */
+			close(bfd);
+			bfd = -1;
+			store_entry_fini(&e);
+			rc = store_get(st, pc->key, &e);
+		}
 		if (rc == 1) {
 			switch (cache_freshness(e.stored_at,
 			    entry_policy(&e, &pol), now)) {
 			case CACHE_FRESH:
 				/* served from the set when it took the entry */
-				hot_put(hot, pc->key, &e);
+				hot_put_fd(hot, pc->key, &e, bfd);
 				if ((he = hot_get(hot, pc->key, &hfd)) != NULL)
 					answer_from(r, he, hfd, NULL, now);
+				else if (bfd != -1)
+					answer_from(r, &e, bfd, NULL, now);
 				else
 					answer_take(r, &e, NULL, now);
+				if (bfd != -1)
+					close(bfd);
 				store_entry_fini(&e);
 				metrics.cache_hits++;
 				return PC_ANSWERED;
 			case CACHE_STALE_SWR:
 				/* served stale, refreshed in the background */
-				answer_take(r, &e, "stale-while-revalidate",
-				    now);
+				if (bfd != -1) {
+					answer_from(r, &e, bfd,
+					    "stale-while-revalidate", now);
+					close(bfd);
+				} else
+					answer_take(r, &e,
+					    "stale-while-revalidate", now);
 				store_entry_fini(&e);
 				metrics_cache_stale(METRICS_STALE_SWR);
 				if (find_leader(pc->key) == NULL &&

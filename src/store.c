@@ -3,9 +3,12 @@
 
 #include <sys/stat.h>
 
+#include <dirent.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +20,8 @@
 #include "log.h"
 #include "store.h"
 
-#define STORE_SCHEMA	1		/* PRAGMA user_version we write */
+#define STORE_SCHEMA	2		/* PRAGMA user_version we write */
+#define FILE_MIN	(16 * 1024)	/* bodies this big go to files */
 #define STORE_APP_ID	0x53475443	/* application_id, "SGTC" */
 #define BUSY_TIMEOUT_MS	1000
 #define WAL_LIMIT	(64 * 1024 * 1024)	/* journal_size_limit */
@@ -35,6 +39,15 @@
  * The trigger keeps tags and bodies in step with entries, so every
  * delete below is one statement on entries.  INSERT OR REPLACE is never
  * used on entries: its implicit delete does not fire triggers.
+ *
+ * Version 2: a body of FILE_MIN bytes and more is kept in a file of its
+ * own, <path>.d/<file> (entries.file; 0 for a body in bodies.body):
+ * written once, sent with sendfile(2) on hits, never copied through the
+ * WAL and a checkpoint.  A file is written before the transaction that
+ * names it commits, and removed after the one that deletes its entry
+ * commits; store_open() removes files no entry names (a crash between).
+ * A file is never written again once named: answers in progress and the
+ * hot set (hot.c) may hold it open, and must keep reading what it held.
  */
 static const char *const schema_v1 =
 	"CREATE TABLE entries ("
@@ -65,6 +78,14 @@ static const char *const schema_v1 =
 	"  DELETE FROM bodies WHERE id = old.id;"
 	" END;";
 
+static const char *const schema_v2 =
+	"ALTER TABLE entries ADD COLUMN file INTEGER NOT NULL DEFAULT 0;";
+
+/* per connection: deleted entries report their files (store_gone_fn) */
+static const char *const gone_trigger =
+	"CREATE TEMP TRIGGER entries_file_gone AFTER DELETE ON main.entries"
+	" WHEN old.file != 0 BEGIN SELECT supagate_file_gone(old.file); END;";
+
 enum {
 	S_BEGIN,
 	S_COMMIT,
@@ -84,6 +105,7 @@ enum {
 	S_ALL_TAGS,
 	S_ALL_DEL,
 	S_TOTALS,
+	S_FILES,
 	S__MAX
 };
 
@@ -92,7 +114,7 @@ static const char *const stmt_sql[S__MAX] = {
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_GET] = "SELECT e.id, e.status, e.etag, e.stored_at, e.ttl, e.swr,"
-	    " e.sie, e.last_access, b.headers, b.body"
+	    " e.sie, e.last_access, b.headers, b.body, e.file, e.size"
 	    " FROM entries e JOIN bodies b ON b.id = e.id WHERE e.key = ?1",
 	/* max(): a pending touch may name an id since reused by a put */
 	[S_TOUCH] = "UPDATE entries SET last_access = max(last_access, ?2)"
@@ -100,8 +122,8 @@ static const char *const stmt_sql[S__MAX] = {
 	[S_FIND] = "SELECT id, size FROM entries WHERE key = ?1",
 	[S_DEL] = "DELETE FROM entries WHERE id = ?1",
 	[S_INSERT] = "INSERT INTO entries (key, path, status, etag,"
-	    " stored_at, ttl, swr, sie, size, last_access)"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+	    " stored_at, ttl, swr, sie, size, last_access, file)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
 	[S_INSERT_BODY] = "INSERT INTO bodies (id, headers, body)"
 	    " VALUES (?1, ?2, ?3)",
 	[S_TAG] = "INSERT OR IGNORE INTO tags (tag, entry) VALUES (?1, ?2)",
@@ -119,6 +141,7 @@ static const char *const stmt_sql[S__MAX] = {
 	[S_ALL_DEL] = "DELETE FROM entries",
 	[S_TOTALS] = "SELECT count(*), total(size),"
 	    " ifnull(max(last_access), 0) FROM entries",
+	[S_FILES] = "SELECT file FROM entries WHERE file != 0 ORDER BY file",
 };
 
 struct touch {
@@ -156,6 +179,12 @@ struct store {
 	struct pending	*qhash[QUEUE_HASH];
 	size_t		 nq;
 	uint64_t	 qbytes;
+
+	/* body files: see schema_v2 */
+	char		*dir;		/* NULL: bodies stay in the database */
+	int64_t		 file_seq;	/* the last file number used */
+	int64_t		*made, *gone;	/* by the open transaction */
+	size_t		 nmade, ngone, capmade, capgone;
 };
 
 /* open_db() results */
@@ -225,6 +254,249 @@ forget(struct store *st, int64_t n, int64_t size)
 		    st->bytes;
 }
 
+/* append v to the array *a of *n (capacity *cap); -1 on ENOMEM */
+static int
+num_push(int64_t **a, size_t *n, size_t *cap, int64_t v)
+{
+	int64_t	*p;
+	size_t	 c;
+
+	if (*n == *cap) {
+		c = *cap < 16 ? 16 : *cap * 2;
+		if ((p = reallocarray(*a, c, sizeof(*p))) == NULL)
+			return -1;
+		*a = p;
+		*cap = c;
+	}
+	(*a)[(*n)++] = v;
+	return 0;
+}
+
+/* the path of body file n */
+static const char *
+file_path(const struct store *st, int64_t n, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%" PRId64, st->dir, n);
+	return buf;
+}
+
+static void
+file_unlink(const struct store *st, int64_t n)
+{
+	char	path[4096];
+
+	if (unlink(file_path(st, n, path, sizeof(path))) == -1 &&
+	    errno != ENOENT)
+		log_warn("%s: unlink %s", __func__, path);
+}
+
+/*
+ * The open transaction ended: committed, the files of deleted entries
+ * go; undone, the files it wrote go.
+ */
+static void
+files_settle(struct store *st, int committed)
+{
+	size_t	i;
+
+	if (committed)
+		for (i = 0; i < st->ngone; i++)
+			file_unlink(st, st->gone[i]);
+	else
+		for (i = 0; i < st->nmade; i++)
+			file_unlink(st, st->made[i]);
+	st->ngone = st->nmade = 0;
+}
+
+/* SQL function supagate_file_gone(n), run by the delete trigger */
+static void
+store_gone_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	struct store	*st = sqlite3_user_data(ctx);
+
+	(void)argc;
+	/* a file not removed is removed by the next store_open() */
+	if (num_push(&st->gone, &st->ngone, &st->capgone,
+	    sqlite3_value_int64(argv[0])) == -1)
+		log_warnx("%s: out of memory", __func__);
+	sqlite3_result_null(ctx);
+}
+
+/*
+ * Write body to a new file: its number, or 0 (logged) when it could not
+ * be written and the body goes into the database instead.
+ */
+static int64_t
+file_write(struct store *st, const unsigned char *body, size_t len)
+{
+	char	 path[4096];
+	int64_t	 n;
+	ssize_t	 w;
+	size_t	 off = 0;
+	int	 fd;
+
+	if (st->dir == NULL)
+		return 0;
+	n = st->file_seq + 1;
+	if ((fd = open(file_path(st, n, path, sizeof(path)), O_WRONLY |
+	    O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) == -1) {
+		log_warn("%s: %s", __func__, path);
+		return 0;
+	}
+	while (off < len) {
+		if ((w = write(fd, body + off, len - off)) == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		off += (size_t)w;
+	}
+	if (close(fd) == -1 || off < len ||
+	    num_push(&st->made, &st->nmade, &st->capmade, n) == -1) {
+		log_warn("%s: %s", __func__, path);
+		(void)unlink(path);
+		return 0;
+	}
+	st->file_seq = n;
+	return n;
+}
+
+/* open body file n, which must hold len bytes; -1 if it does not */
+static int
+file_open(const struct store *st, int64_t n, uint64_t len)
+{
+	char		path[4096];
+	struct stat	sb;
+	int		fd;
+
+	if (st->dir == NULL)
+		return -1;
+	if ((fd = open(file_path(st, n, path, sizeof(path)), O_RDONLY |
+	    O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		log_warn("%s: %s", __func__, path);
+		return -1;
+	}
+	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) ||
+	    (uint64_t)sb.st_size != len) {
+		log_warnx("%s: %s: not the %" PRIu64 " bytes stored", __func__,
+		    path, len);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* read len bytes of fd into a new NUL-terminated buffer; NULL on error */
+static unsigned char *
+file_slurp(int fd, size_t len)
+{
+	unsigned char	*p;
+	size_t		 off = 0;
+	ssize_t		 r;
+
+	if (len == SIZE_MAX || (p = malloc(len + 1)) == NULL)
+		return NULL;
+	while (off < len) {
+		if ((r = pread(fd, p + off, len - off, (off_t)off)) == -1 &&
+		    errno == EINTR)
+			continue;
+		if (r <= 0) {
+			free(p);
+			return NULL;
+		}
+		off += (size_t)r;
+	}
+	p[len] = '\0';
+	return p;
+}
+
+static int	 bsearch_num(const int64_t *, size_t, int64_t);
+
+/*
+ * Set up the body files: the directory, the trigger reporting deleted
+ * files, the last number used, and no file that no entry names.  -1 on
+ * a database error; without the directory bodies stay in the database.
+ */
+static int
+files_open(struct store *st)
+{
+	sqlite3_stmt	*s = st->stmt[S_FILES];
+	int64_t		*live = NULL;
+	size_t		 nlive = 0, caplive = 0;
+	char		*end;
+	DIR		*d;
+	struct dirent	*de;
+	long long	 n;
+	int		 rc, ret = -1;
+
+	free(st->dir);
+	st->dir = NULL;
+	if (sqlite3_create_function_v2(st->db, "supagate_file_gone", 1,
+	    SQLITE_UTF8, st, store_gone_fn, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_exec(st->db, gone_trigger, NULL, NULL, NULL) != SQLITE_OK)
+		return db_fail(st, __func__);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		if (num_push(&live, &nlive, &caplive,
+		    sqlite3_column_int64(s, 0)) == -1) {
+			log_warnx("%s: out of memory", __func__);
+			goto out;
+		}
+	if (rc != SQLITE_DONE) {
+		db_fail(st, __func__);
+		goto out;
+	}
+	st->file_seq = nlive > 0 ? live[nlive - 1] : 0;
+	if (asprintf(&st->dir, "%s.d", st->path) == -1) {
+		st->dir = NULL;
+		goto out;
+	}
+	if ((mkdir(st->dir, 0700) == -1 && errno != EEXIST) ||
+	    (d = opendir(st->dir)) == NULL) {
+		log_warn("%s: %s: bodies stay in the database", __func__,
+		    st->dir);
+		free(st->dir);
+		st->dir = NULL;
+		ret = 0;
+		goto out;
+	}
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		errno = 0;
+		n = strtoll(de->d_name, &end, 10);
+		if (errno != 0 || *end != '\0' || n <= 0)
+			continue;	/* not ours */
+		if (n > st->file_seq)
+			st->file_seq = n;	/* never reuse a number */
+		if (!bsearch_num(live, nlive, n))
+			file_unlink(st, n);
+	}
+	closedir(d);
+	ret = 0;
+ out:
+	sqlite3_reset(s);
+	free(live);
+	return ret;
+}
+
+/* 1 if v is in the sorted array a of n */
+static int
+bsearch_num(const int64_t *a, size_t n, int64_t v)
+{
+	size_t	lo = 0, hi = n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (a[mid] == v)
+			return 1;
+		if (a[mid] < v)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
 static int
 begin(struct store *st, const char *fn)
 {
@@ -234,10 +506,13 @@ begin(struct store *st, const char *fn)
 static int
 commit(struct store *st, const char *fn)
 {
-	if (run(st, S_COMMIT, fn) == 0)
+	if (run(st, S_COMMIT, fn) == 0) {
+		files_settle(st, 1);
 		return 0;
+	}
 	if (!sqlite3_get_autocommit(st->db))
 		(void)run(st, S_ROLLBACK, fn);
+	files_settle(st, 0);
 	(void)resync(st);
 	return -1;
 }
@@ -252,6 +527,7 @@ rollback(struct store *st)
 		sqlite3_step(s);
 		sqlite3_reset(s);
 	}
+	files_settle(st, 0);
 	(void)resync(st);
 }
 
@@ -580,6 +856,13 @@ migrate(struct store *st)
 			goto out;
 		}
 		/* FALLTHROUGH */
+	case 1:
+		if (sqlite3_exec(st->db, schema_v2, NULL, NULL, NULL) !=
+		    SQLITE_OK) {
+			db_fail(st, __func__);
+			goto out;
+		}
+		/* FALLTHROUGH */
 	case STORE_SCHEMA:
 		break;
 	}
@@ -715,7 +998,7 @@ open_db(struct store *st)
 	if (prepare_all(st) == -1)
 		/* ours by its id and version, yet not the schema we wrote */
 		return OPEN_CORRUPT;
-	if (resync(st) == -1)
+	if (resync(st) == -1 || files_open(st) == -1)
 		return OPEN_FAIL;
 	return OPEN_OK;
 }
@@ -786,6 +1069,9 @@ store_open(const char *path, uint64_t max_size)
 	return st;
  fail:
 	close_db(st);
+	free(st->dir);
+	free(st->made);
+	free(st->gone);
 	free(st->path);
 	free(st);
 	return NULL;
@@ -798,6 +1084,9 @@ store_close(struct store *st)
 		return;
 	(void)store_flush(st);
 	close_db(st);
+	free(st->dir);
+	free(st->made);
+	free(st->gone);
 	free(st->path);
 	free(st);
 }
@@ -844,17 +1133,40 @@ copy_pending(const struct pending *q, struct store_entry *e)
 	return 1;
 }
 
-int
-store_get(struct store *st, const unsigned char key[CACHE_KEY_LEN],
-    struct store_entry *e)
+/* drop the entry id whose body file is lost: it cannot be answered */
+static void
+drop_broken(struct store *st, int64_t id, int64_t size)
+{
+	sqlite3_stmt	*d = st->stmt[S_DEL];
+
+	if (begin(st, __func__) == -1)
+		return;
+	if (sqlite3_bind_int64(d, 1, id) || sqlite3_step(d) != SQLITE_DONE) {
+		db_fail(st, __func__);
+		sqlite3_reset(d);
+		rollback(st);
+		return;
+	}
+	sqlite3_reset(d);
+	if (commit(st, __func__) == 0)
+		forget(st, 1, size);
+}
+
+/* store_get(), store_get_fd(): fd NULL reads a body file into memory */
+static int
+get(struct store *st, const unsigned char key[CACHE_KEY_LEN],
+    struct store_entry *e, int *fd)
 {
 	sqlite3_stmt	*s = st->stmt[S_GET];
 	struct pending	*q;
 	const char	*etag;
-	int64_t		 id = 0, last = 0;
-	int		 rc, ret = -1;
+	int64_t		 id = 0, last = 0, file, size = 0;
+	uint64_t	 blen;
+	int		 rc, bfd = -1, ret = -1;
 
 	memset(e, 0, sizeof(*e));
+	if (fd != NULL)
+		*fd = -1;
 	if ((q = queue_find(st, key)) != NULL)
 		return copy_pending(q, e);
 	if (sqlite3_bind_blob(s, 1, key, CACHE_KEY_LEN, SQLITE_STATIC) !=
@@ -879,18 +1191,62 @@ store_get(struct store *st, const unsigned char key[CACHE_KEY_LEN],
 	e->swr_s = column_u64(s, 5);
 	e->sie_s = column_u64(s, 6);
 	last = sqlite3_column_int64(s, 7);
+	file = sqlite3_column_int64(s, 10);
+	size = sqlite3_column_int64(s, 11);
 	if ((e->headers = dup_column(s, 8, &e->headers_len)) == NULL ||
-	    (e->body = dup_column(s, 9, &e->body_len)) == NULL) {
+	    (file == 0 && (e->body = dup_column(s, 9, &e->body_len)) ==
+	    NULL)) {
 		log_warnx("%s: out of memory", __func__);
 		store_entry_fini(e);
 		goto out;
+	}
+	if (file != 0) {
+		blen = size > 0 && (uint64_t)size >= e->headers_len ?
+		    (uint64_t)size - e->headers_len : 0;
+		if ((bfd = file_open(st, file, blen)) == -1) {
+			/* lost (removed by hand, cut by a power loss): a miss */
+			store_entry_fini(e);
+			ret = -2;
+			goto out;
+		}
+		e->body_len = (size_t)blen;
+		if (fd != NULL)
+			*fd = bfd;
+		else {
+			e->body = file_slurp(bfd, e->body_len);
+			close(bfd);
+			if (e->body == NULL) {
+				log_warn("%s: body file %" PRId64, __func__,
+				    file);
+				store_entry_fini(e);
+				goto out;
+			}
+		}
 	}
 	ret = 1;
  out:
 	sqlite3_reset(s);
 	if (ret == 1)
 		touch(st, id, last);
+	if (ret == -2) {
+		drop_broken(st, id, size);
+		ret = 0;
+	}
 	return ret;
+}
+
+int
+store_get(struct store *st, const unsigned char key[CACHE_KEY_LEN],
+    struct store_entry *e)
+{
+	return get(st, key, e, NULL);
+}
+
+int
+store_get_fd(struct store *st, const unsigned char key[CACHE_KEY_LEN],
+    struct store_entry *e, int *fd)
+{
+	return get(st, key, e, fd);
 }
 
 void
@@ -920,10 +1276,12 @@ put_entry(struct store *st, const unsigned char key[CACHE_KEY_LEN],
     char tags[][CACHE_TAG_MAX], size_t ntags)
 {
 	sqlite3_stmt	*s;
-	int64_t		 id;
+	int64_t		 id, file = 0;
 	size_t		 i;
 	int		 ret = -1;
 
+	if (e->body_len >= FILE_MIN)
+		file = file_write(st, e->body, e->body_len);
 	s = st->stmt[S_INSERT];
 	if (sqlite3_bind_blob(s, 1, key, CACHE_KEY_LEN, SQLITE_STATIC) ||
 	    sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC) ||
@@ -936,6 +1294,7 @@ put_entry(struct store *st, const unsigned char key[CACHE_KEY_LEN],
 	    sqlite3_bind_int64(s, 8, clamp64(e->sie_s)) ||
 	    sqlite3_bind_int64(s, 9, clamp64(size)) ||
 	    sqlite3_bind_int64(s, 10, st->clock + 1) ||
+	    sqlite3_bind_int64(s, 11, file) ||
 	    sqlite3_step(s) != SQLITE_DONE) {
 		db_fail(st, __func__);
 		goto out;
@@ -946,7 +1305,7 @@ put_entry(struct store *st, const unsigned char key[CACHE_KEY_LEN],
 	s = st->stmt[S_INSERT_BODY];
 	if (sqlite3_bind_int64(s, 1, id) ||
 	    bind_bytes(s, 2, e->headers, e->headers_len) ||
-	    bind_bytes(s, 3, e->body, e->body_len) ||
+	    bind_bytes(s, 3, e->body, file != 0 ? 0 : e->body_len) ||
 	    sqlite3_step(s) != SQLITE_DONE) {
 		db_fail(st, __func__);
 		goto out;

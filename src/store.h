@@ -27,9 +27,10 @@ struct store_entry {
  * Open (create) path, mode 0600, WAL, with the schema; max_size bounds
  * the sum of stored bytes (headers + body; the file itself is larger),
  * 0 for no bound, and is applied at once (evicting) if the store holds
- * more.  A file that is not a database, fails PRAGMA quick_check or
- * has a newer schema is moved aside to path.corrupt-<time> (its WAL
- * with it) and a new one created.  Another application's SQLite
+ * more.  Bodies of 16 KiB and more are files of their own in path.d/
+ * (files no entry names are removed here).  A file that is not a
+ * database, fails PRAGMA quick_check or has a newer schema is moved
+ * aside to path.corrupt-<time> (its WAL with it) and a new one created.  Another application's SQLite
  * database is left alone.  NULL on failure (logged): the path cannot be
  * opened, is not a regular file, is someone else's database.
  */
@@ -47,17 +48,24 @@ void store_close(struct store *);
  */
 int store_get(struct store *, const unsigned char key[CACHE_KEY_LEN],
     struct store_entry *e);
+/*
+ * As store_get, but a body kept in a file of its own (16 KiB and more)
+ * comes as that file open for reading: *fd, which the caller closes,
+ * with e->body NULL and e->body_len its length.  Else *fd is -1.
+ */
+int store_get_fd(struct store *, const unsigned char key[CACHE_KEY_LEN],
+    struct store_entry *e, int *fd);
 void store_entry_fini(struct store_entry *);
 /*
  * Insert or replace key with e and its tags (path is kept for prefix
  * purges; NULL is "").  The put is copied into a queue in memory and
- * written by the next store_flush, which the owner calls once per
- * event-loop turn (or at once when 256 puts or 2 MiB are queued):
+ * written by the next store_flush, which the owner calls within 10 ms
+ * (or at once when 256 puts or 2 MiB are queued):
  * one transaction for all of them, then one round
  * of eviction of least recently used entries until the total is within
  * max_size.  store_get sees queued puts, and invalidations and purges
- * apply to them.  A crash (kill -9, power loss) loses the queued puts
- * of at most the last turn, never the consistency of the file; a
+ * apply to them.  A crash (kill -9, power loss) loses the queued puts,
+ * never the consistency of the store; a
  * failed flush drops them (logged).  The caller bounds
  * ntags (CACHE_TAGS_MAX); every tag passed is stored, up to
  * CACHE_TAG_MAX bytes (a NUL ends it earlier; empty ones are skipped).

@@ -16,12 +16,15 @@
 
 #include <check.h>
 
+#include <sqlite3.h>
+
 #include "store.h"
 
 #define TIMEOUT_S	30
 #define CRASH_ROUNDS	20
 #define CRASH_KEYS	200
-#define CRASH_MAX	(16 * 1024)
+#define CRASH_MAX	(96 * 1024)
+#define FILE_BODY	(16 * 1024)	/* store.c's FILE_MIN */
 
 static char	 root[64];	/* per TCase, removed by the parent */
 static char	 dir[128];	/* per test, inside root */
@@ -79,6 +82,16 @@ teardown(void)
 	}
 	closedir(d);
 	rmdir(dir);
+}
+
+/* the body-file directory of path */
+static const char *
+files_dir(void)
+{
+	static char	p[200];
+
+	snprintf(p, sizeof(p), "%s.d", path);
+	return p;
 }
 
 static void
@@ -605,11 +618,258 @@ START_TEST(open_fails)
 }
 END_TEST
 
+/*
+ * How many files the body directory of path holds (-1: no directory):
+ * with a body, or all (emptied ones are kept for reuse).
+ */
+static int
+count_in_dir(int all)
+{
+	char		 p[512];
+	struct stat	 sb;
+	DIR		*d;
+	struct dirent	*de;
+	int		 n = 0;
+
+	if ((d = opendir(files_dir())) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", files_dir(), de->d_name);
+		n += all || (stat(p, &sb) == 0 && sb.st_size > 0);
+	}
+	closedir(d);
+	return n;
+}
+
+static int
+count_files(void)
+{
+	return count_in_dir(0);
+}
+
+/* the path of the single file holding a body, or "" */
+static const char *
+only_file(void)
+{
+	static char	 p[512];
+	char		 q[512];
+	struct stat	 sb;
+	DIR		*d;
+	struct dirent	*de;
+
+	p[0] = '\0';
+	if ((d = opendir(files_dir())) == NULL)
+		return p;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(q, sizeof(q), "%s/%s", files_dir(), de->d_name);
+		if (stat(q, &sb) == 0 && sb.st_size > 0)
+			snprintf(p, sizeof(p), "%s", q);
+	}
+	closedir(d);
+	return p;
+}
+
+/*
+ * A body of 16 KiB and more lives in a file of its own: read back whole,
+ * or as an open file; replaced, invalidated, purged and evicted with its
+ * entry; kept over a reopen; files no entry names are removed at open,
+ * what is not ours stays; a lost or cut file is a miss, not an error;
+ * a file is never rewritten, so one held open keeps its bytes.
+ */
+START_TEST(body_files)
+{
+	static unsigned char	 big[70000];
+	unsigned char		 key[CACHE_KEY_LEN], buf[70001];
+	struct store_entry	 e, g;
+	struct store		*st;
+	char			 tags[1][CACHE_TAG_MAX] = { "public.big" };
+	char			 stray[512], notours[512];
+	struct stat		 sb;
+	size_t			 i;
+	int			 fd;
+
+	for (i = 0; i < sizeof(big); i++)
+		big[i] = (unsigned char)(i * 7 + 3);
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	mkkey(1, key);
+	mkentry(&e, "X-A: 1\r\n", big, sizeof(big));
+	ck_assert_int_eq(store_put(st, key, "/rest/v1/big", &e, tags, 1), 0);
+	ck_assert_int_eq(store_flush(st), 0);
+	ck_assert_int_eq(count_files(), 1);
+	ck_assert_int_eq(store_get(st, key, &g), 1);
+	ck_assert_uint_eq(g.body_len, sizeof(big));
+	ck_assert_mem_eq(g.body, big, sizeof(big));
+	ck_assert_uint_eq(g.headers_len, 8);
+	store_entry_fini(&g);
+	ck_assert_int_eq(store_get_fd(st, key, &g, &fd), 1);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_ptr_null(g.body);
+	ck_assert_uint_eq(g.body_len, sizeof(big));
+	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 0), (ssize_t)sizeof(big));
+	ck_assert_mem_eq(buf, big, sizeof(big));
+	close(fd);
+	store_entry_fini(&g);
+	/* small bodies stay in the database, and come without a file */
+	ck_assert_int_eq(put_n(st, 2, "/rest/v1/small", 100, NULL, NULL), 0);
+	mkkey(2, key);
+	ck_assert_int_eq(store_get_fd(st, key, &g, &fd), 1);
+	ck_assert_int_eq(fd, -1);
+	ck_assert_ptr_nonnull(g.body);
+	store_entry_fini(&g);
+	ck_assert_int_eq(count_files(), 1);
+	/* replaced: one file, the new bytes */
+	mkkey(1, key);
+	big[0] ^= 0xff;
+	ck_assert_int_eq(store_put(st, key, "/rest/v1/big", &e, tags, 1), 0);
+	ck_assert_int_eq(store_flush(st), 0);
+	ck_assert_int_eq(count_files(), 1);
+	ck_assert_int_eq(store_get(st, key, &g), 1);
+	ck_assert_mem_eq(g.body, big, sizeof(big));
+	store_entry_fini(&g);
+	store_close(st);
+
+	/* kept over a reopen; strays removed, what is not ours left */
+	snprintf(stray, sizeof(stray), "%s/999999", files_dir());
+	snprintf(notours, sizeof(notours), "%s/notes.txt", files_dir());
+	fd = open(stray, O_WRONLY | O_CREAT, 0600);
+	ck_assert_int_eq(write(fd, "stray", 5), 5);
+	ck_assert_int_eq(close(fd), 0);
+	fd = open(notours, O_WRONLY | O_CREAT, 0600);
+	ck_assert_int_eq(write(fd, "notes", 5), 5);
+	ck_assert_int_eq(close(fd), 0);
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(access(stray, F_OK), -1);
+	ck_assert_int_eq(stat(notours, &sb), 0);
+	ck_assert_int_eq(sb.st_size, 5);
+	ck_assert_int_eq(unlink(notours), 0);
+	ck_assert_int_eq(count_files(), 1);
+	ck_assert_int_eq(has(st, 1), 1);
+	/* invalidated with its tag: the file goes, an open one keeps it */
+	ck_assert_int_eq(store_get_fd(st, key, &g, &fd), 1);
+	store_entry_fini(&g);
+	ck_assert_int_eq(store_invalidate_tag(st, "public.big"), 1);
+	ck_assert_int_eq(count_in_dir(1), 0);
+	ck_assert_int_eq(has(st, 1), 0);
+	/* purged by prefix, and all */
+	ck_assert_int_eq(store_put(st, key, "/rest/v1/big", &e, tags, 1), 0);
+	ck_assert_int_eq(store_purge_prefix(st, "/rest/v1/b"), 1);
+	ck_assert_int_eq(count_in_dir(1), 0);
+	/* what was opened before still reads the body it had */
+	memset(buf, 0, sizeof(buf));
+	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 0), (ssize_t)sizeof(big));
+	ck_assert_mem_eq(buf, big, sizeof(big));
+	close(fd);
+	ck_assert_int_eq(store_put(st, key, "/rest/v1/big", &e, tags, 1), 0);
+	ck_assert_int_eq(store_purge_all(st), 2);
+	ck_assert_int_eq(count_files(), 0);
+	/* a cut file is a miss, and its entry goes */
+	ck_assert_int_eq(store_put(st, key, "/rest/v1/big", &e, tags, 1), 0);
+	ck_assert_int_eq(store_flush(st), 0);
+	ck_assert_int_eq(truncate(only_file(), 1000), 0);
+	ck_assert_uint_eq(store_count(st), 1);
+	ck_assert_int_eq(store_get_fd(st, key, &g, &fd), 0);
+	ck_assert_int_eq(fd, -1);
+	ck_assert_uint_eq(store_count(st), 0);
+	ck_assert_uint_eq(store_bytes(st), 0);
+	ck_assert_int_eq(count_files(), 0);
+	/* and a lost one */
+	ck_assert_int_eq(store_put(st, key, "/rest/v1/big", &e, tags, 1), 0);
+	ck_assert_int_eq(store_flush(st), 0);
+	ck_assert_int_eq(unlink(only_file()), 0);
+	ck_assert_int_eq(has(st, 1), 0);
+	ck_assert_uint_eq(store_count(st), 0);
+	store_close(st);
+
+	/* evicted for room: the file goes too */
+	ck_assert_ptr_nonnull(st = store_open(path, 100000));
+	ck_assert_int_eq(store_put(st, key, "/rest/v1/big", &e, tags, 1), 0);
+	ck_assert_int_eq(store_flush(st), 0);
+	ck_assert_int_eq(count_files(), 1);
+	mkkey(3, key);
+	ck_assert_int_eq(store_put(st, key, "/rest/v1/big3", &e, tags, 1), 0);
+	ck_assert_int_eq(store_flush(st), 0);
+	ck_assert_int_eq(has(st, 1), 0);
+	ck_assert_int_eq(has(st, 3), 1);
+	ck_assert_int_eq(count_files(), 1);
+	store_close(st);
+}
+END_TEST
+
+/* a store of schema 1 (bodies in the database only) is taken as is */
+START_TEST(schema_1_upgrade)
+{
+	static const char	 v1[] =
+	    "PRAGMA application_id = 1397183555;"
+	    "CREATE TABLE entries (id INTEGER PRIMARY KEY,"
+	    " key BLOB NOT NULL UNIQUE, path TEXT NOT NULL,"
+	    " status INTEGER NOT NULL, etag TEXT NOT NULL,"
+	    " stored_at INTEGER NOT NULL, ttl INTEGER NOT NULL,"
+	    " swr INTEGER NOT NULL, sie INTEGER NOT NULL,"
+	    " size INTEGER NOT NULL, last_access INTEGER NOT NULL);"
+	    "CREATE INDEX entries_lru ON entries (last_access);"
+	    "CREATE INDEX entries_path ON entries (path);"
+	    "CREATE TABLE bodies (id INTEGER PRIMARY KEY,"
+	    " headers BLOB NOT NULL, body BLOB NOT NULL);"
+	    "CREATE TABLE tags (tag TEXT NOT NULL, entry INTEGER NOT NULL,"
+	    " PRIMARY KEY (tag, entry)) WITHOUT ROWID;"
+	    "CREATE INDEX tags_entry ON tags (entry);"
+	    "CREATE TRIGGER entries_delete AFTER DELETE ON entries BEGIN"
+	    "  DELETE FROM tags WHERE entry = old.id;"
+	    "  DELETE FROM bodies WHERE id = old.id; END;"
+	    "PRAGMA user_version = 1;";
+	unsigned char		 key[CACHE_KEY_LEN];
+	struct store_entry	 g;
+	struct store		*st;
+	sqlite3			*db;
+	sqlite3_stmt		*q;
+	static unsigned char	 big[20000];
+
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+	mkkey(7, key);
+	memset(big, 'v', sizeof(big));
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "INSERT INTO entries VALUES"
+	    " (1, ?1, '/rest/v1/old', 200, '\"x\"', 1700000000, 60, 0, 0,"
+	    " 20000, 1)", -1, &q, NULL), SQLITE_OK);
+	sqlite3_bind_blob(q, 1, key, CACHE_KEY_LEN, SQLITE_STATIC);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_DONE);
+	sqlite3_finalize(q);
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "INSERT INTO bodies VALUES"
+	    " (1, '', ?1)", -1, &q, NULL), SQLITE_OK);
+	sqlite3_bind_blob(q, 1, big, sizeof(big), SQLITE_STATIC);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_DONE);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(count_aside(), 0);
+	ck_assert_int_eq(store_check(st), 1);
+	/* a big body of schema 1 stays where it is, and is read from there */
+	ck_assert_int_eq(store_get(st, key, &g), 1);
+	ck_assert_uint_eq(g.body_len, sizeof(big));
+	ck_assert_mem_eq(g.body, big, sizeof(big));
+	store_entry_fini(&g);
+	ck_assert_int_eq(count_files(), 0);
+	/* new big ones go to files, and both are deleted alike */
+	ck_assert_int_eq(put_n(st, 8, "/rest/v1/new", 30000, NULL, NULL), 0);
+	ck_assert_int_eq(store_flush(st), 0);
+	ck_assert_int_eq(count_files(), 1);
+	ck_assert_int_eq(store_purge_all(st), 2);
+	ck_assert_int_eq(count_files(), 0);
+	store_close(st);
+}
+END_TEST
+
 /* what the crash child writes for key number k */
 static size_t
 crash_len(unsigned k)
 {
-	return (k * 37) % 2000;
+	/* one in ten in a body file of its own */
+	return (k % 10 == 0 ? FILE_BODY : 0) + (k * 37) % 2000;
 }
 
 static void
@@ -634,7 +894,7 @@ crash_path(unsigned k, char *buf, size_t len)
 static void __attribute__((noreturn))
 crash_child(void)
 {
-	unsigned char		 key[CACHE_KEY_LEN], body[2000];
+	unsigned char		 key[CACHE_KEY_LEN], body[FILE_BODY + 2000];
 	char			 hdr[32], p[64], t[CACHE_TAG_MAX];
 	char			 tags[2][CACHE_TAG_MAX];
 	struct store_entry	 e, g;
@@ -692,6 +952,7 @@ crash_verify(struct store *st)
 	uint64_t		 n = 0, bytes = 0;
 	unsigned		 k;
 	size_t			 i;
+	int			 nfile = 0;
 
 	ck_assert_int_eq(store_check(st), 1);
 	for (k = 0; k < CRASH_KEYS; k++) {
@@ -707,11 +968,14 @@ crash_verify(struct store *st)
 		for (i = 0; i < g.body_len; i++)
 			ck_assert_uint_eq(g.body[i], k & 0xff);
 		bytes += g.headers_len + g.body_len;
+		nfile += g.body_len >= FILE_BODY;
 		store_entry_fini(&g);
 	}
 	ck_assert_uint_eq(n, store_count(st));
 	ck_assert_uint_eq(bytes, store_bytes(st));
 	ck_assert_uint_le(bytes, CRASH_MAX);
+	/* no body file left that no entry names */
+	ck_assert_int_eq(count_files(), nfile);
 }
 
 START_TEST(crash)
@@ -922,6 +1186,7 @@ store_suite(void)
 	tcase_add_test(tc, hostile);
 	tcase_add_test(tc, queue);
 	tcase_add_test(tc, page_size);
+	tcase_add_test(tc, body_files);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("file");
@@ -932,6 +1197,7 @@ store_suite(void)
 	tcase_add_test(tc, garbage);
 	tcase_add_test(tc, damaged);
 	tcase_add_test(tc, open_fails);
+	tcase_add_test(tc, schema_1_upgrade);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("crash");
