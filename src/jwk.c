@@ -5,9 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "crypto.h"
+#include "json.h"
 #include "jwk.h"
 #include "pk.h"
 
@@ -30,16 +29,14 @@ struct jwk_set {
 enum parsed { KEY_USE, KEY_SKIP, KEY_ERR };
 
 static const char *
-str_of(const cJSON *o, const char *name)
+str_of(const struct json *o, const char *name)
 {
-	const cJSON	*v = cJSON_GetObjectItemCaseSensitive(o, name);
-
-	return cJSON_IsString(v) ? v->valuestring : NULL;
+	return json_str(json_get(o, name));
 }
 
 /* a base64url member decoded into out; returns its length or -1 */
 static long
-b64_member(const cJSON *o, const char *name, unsigned char *out,
+b64_member(const struct json *o, const char *name, unsigned char *out,
     size_t outlen, char *err, size_t errlen)
 {
 	const char	*s = str_of(o, name);
@@ -59,21 +56,24 @@ b64_member(const cJSON *o, const char *name, unsigned char *out,
 
 /* 1 if "key_ops" is absent or lists "verify" */
 static int
-ops_allow_verify(const cJSON *o)
+ops_allow_verify(const struct json *o)
 {
-	const cJSON	*ops, *v;
+	const struct json	*ops;
+	const char		*v;
+	size_t			 i, n;
 
-	ops = cJSON_GetObjectItemCaseSensitive(o, "key_ops");
-	if (ops == NULL)
+	if ((ops = json_get(o, "key_ops")) == NULL)
 		return 1;
-	cJSON_ArrayForEach(v, ops)
-		if (cJSON_IsString(v) && strcmp(v->valuestring, "verify") == 0)
+	n = json_len(ops);
+	for (i = 0; i < n; i++)
+		if ((v = json_str(json_at(ops, i))) != NULL &&
+		    strcmp(v, "verify") == 0)
 			return 1;
 	return 0;
 }
 
 static enum parsed
-parse_ec(const cJSON *o, struct jwk *k, char *err, size_t errlen)
+parse_ec(const struct json *o, struct jwk *k, char *err, size_t errlen)
 {
 	const char	*crv = str_of(o, "crv"), *alg = str_of(o, "alg");
 	unsigned char	 x[32], y[32];
@@ -98,7 +98,7 @@ parse_ec(const cJSON *o, struct jwk *k, char *err, size_t errlen)
 }
 
 static enum parsed
-parse_rsa(const cJSON *o, struct jwk *k, char *err, size_t errlen)
+parse_rsa(const struct json *o, struct jwk *k, char *err, size_t errlen)
 {
 	const char	*alg = str_of(o, "alg");
 	unsigned char	 n[PK_SIG_MAX + 1], e[16];
@@ -117,13 +117,13 @@ parse_rsa(const cJSON *o, struct jwk *k, char *err, size_t errlen)
 }
 
 static enum parsed
-parse_key(const cJSON *o, struct jwk *k, char *err, size_t errlen)
+parse_key(const struct json *o, struct jwk *k, char *err, size_t errlen)
 {
 	const char	*kty, *use, *kid;
 	enum parsed	 r;
 
 	err[0] = '\0';
-	if (!cJSON_IsObject(o)) {
+	if (json_type(o) != JSON_OBJECT) {
 		snprintf(err, errlen, "not a JSON object");
 		return KEY_ERR;
 	}
@@ -142,7 +142,7 @@ parse_key(const cJSON *o, struct jwk *k, char *err, size_t errlen)
 		return KEY_SKIP;	/* oct, OKP, ...: not ours */
 	if (r != KEY_USE)
 		return r;
-	if (cJSON_GetObjectItemCaseSensitive(o, "d") != NULL) {
+	if (json_get(o, "d") != NULL) {
 		snprintf(err, errlen, "holds a private key (\"d\"); give "
 		    "only the public key");
 		return KEY_ERR;
@@ -177,12 +177,11 @@ struct jwk_set *
 jwk_set_parse(const char *s, size_t len, char *err, size_t errlen,
     unsigned *line)
 {
-	struct jwk_set	*set = NULL;
-	const cJSON	*keys, *o;
-	const char	*end = NULL;
-	cJSON		*j;
-	char		 kerr[160];
-	size_t		 i = 0, nkeys;
+	struct jwk_set		*set = NULL;
+	const struct json	*keys;
+	struct json		*j;
+	char			 kerr[160];
+	size_t			 i, nkeys, end;
 
 	*line = 0;
 	if (len > JWK_SET_MAX_BYTES) {
@@ -190,28 +189,27 @@ jwk_set_parse(const char *s, size_t len, char *err, size_t errlen,
 		    JWK_SET_MAX_BYTES);
 		return NULL;
 	}
-	if ((j = cJSON_ParseWithLengthOpts(s, len, &end, 0)) == NULL) {
-		if (end != NULL && end >= s && end <= s + len)
-			*line = line_at(s, end);
+	if ((j = json_parse(s, len, &end)) == NULL) {
+		if (end <= len)
+			*line = line_at(s, s + end);
 		snprintf(err, errlen, "not valid JSON");
 		return NULL;
 	}
-	if (!cJSON_IsObject(j)) {
+	if (json_type(j) != JSON_OBJECT) {
 		snprintf(err, errlen, "not a JSON object");
 		goto fail;
 	}
-	keys = cJSON_GetObjectItemCaseSensitive(j, "keys");
-	if (keys != NULL && !cJSON_IsArray(keys)) {
+	keys = json_get(j, "keys");
+	if (keys != NULL && json_type(keys) != JSON_ARRAY) {
 		snprintf(err, errlen, "\"keys\" is not an array");
 		goto fail;
 	}
-	if (keys == NULL && cJSON_GetObjectItemCaseSensitive(j, "kty") ==
-	    NULL) {
+	if (keys == NULL && json_get(j, "kty") == NULL) {
 		snprintf(err, errlen, "neither a JWK set (\"keys\") nor a "
 		    "JWK (\"kty\")");
 		goto fail;
 	}
-	nkeys = keys != NULL ? (size_t)cJSON_GetArraySize(keys) : 1;
+	nkeys = keys != NULL ? json_len(keys) : 1;
 	if (nkeys > JWK_SET_MAX_KEYS) {
 		snprintf(err, errlen, "more than %d keys", JWK_SET_MAX_KEYS);
 		goto fail;
@@ -222,10 +220,9 @@ jwk_set_parse(const char *s, size_t len, char *err, size_t errlen,
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	o = keys != NULL ? keys->child : j;
-	for (; o != NULL && i < nkeys; o = o->next, i++) {
-		switch (parse_key(o, &set->keys[set->n], kerr,
-		    sizeof(kerr))) {
+	for (i = 0; i < nkeys; i++) {
+		switch (parse_key(keys != NULL ? json_at(keys, i) : j,
+		    &set->keys[set->n], kerr, sizeof(kerr))) {
 		case KEY_USE:
 			set->n++;
 			break;
@@ -240,11 +237,11 @@ jwk_set_parse(const char *s, size_t len, char *err, size_t errlen,
 			goto fail;
 		}
 	}
-	cJSON_Delete(j);
+	json_free(j);
 	return set;
  fail:
 	jwk_set_free(set);
-	cJSON_Delete(j);
+	json_free(j);
 	return NULL;
 }
 

@@ -6,9 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "crypto.h"
+#include "json.h"
 #include "jwk.h"
 #include "jwt.h"
 #include "pk.h"
@@ -60,12 +59,12 @@ jwt_looks_like(const char *s, size_t len)
 }
 
 /* decode one base64url part holding a JSON object */
-static cJSON *
+static struct json *
 decode_json(const char *p, size_t len)
 {
-	char	*buf;
-	long	 n;
-	cJSON	*j;
+	struct json	*j;
+	char		*buf;
+	long		 n;
 
 	if ((buf = malloc(len + 1)) == NULL)
 		return NULL;
@@ -78,40 +77,39 @@ decode_json(const char *p, size_t len)
 		free(buf);
 		return NULL;
 	}
-	j = cJSON_ParseWithLength(buf, (size_t)n);
+	j = json_parse(buf, (size_t)n, NULL);
 	free(buf);
-	if (j != NULL && !cJSON_IsObject(j)) {
-		cJSON_Delete(j);
+	if (j != NULL && json_type(j) != JSON_OBJECT) {
+		json_free(j);
 		return NULL;
 	}
 	return j;
 }
 
 static void
-copy_str(const cJSON *o, const char *name, char *out, size_t outlen)
+copy_str(const struct json *o, const char *name, char *out, size_t outlen)
 {
-	const cJSON	*v = cJSON_GetObjectItemCaseSensitive(o, name);
+	const char	*v = json_str(json_get(o, name));
 	size_t		 n;
 
 	out[0] = '\0';
-	if (!cJSON_IsString(v) || v->valuestring == NULL)
+	if (v == NULL)
 		return;
-	n = strlen(v->valuestring);
+	n = strlen(v);
 	if (n >= outlen)
 		n = outlen - 1;
-	memcpy(out, v->valuestring, n);
+	memcpy(out, v, n);
 	out[n] = '\0';
 }
 
 static int64_t
-get_time(const cJSON *o, const char *name)
+get_time(const struct json *o, const char *name)
 {
-	const cJSON	*v = cJSON_GetObjectItemCaseSensitive(o, name);
-	double		 d;
+	double	d;
 
-	if (!cJSON_IsNumber(v))
+	if (json_num(json_get(o, name), &d) == -1)
 		return 0;
-	d = floor(v->valuedouble);
+	d = floor(d);
 	if (!isfinite(d) || d < -9.0e15 || d > 9.0e15)
 		return 0;
 	return (int64_t)d;
@@ -120,7 +118,7 @@ get_time(const cJSON *o, const char *name)
 static int
 claims_of(const struct parts *pt, struct jwt_claims *c)
 {
-	cJSON	*j;
+	struct json	*j;
 
 	if ((j = decode_json(pt->p[1], pt->len[1])) == NULL)
 		return -1;
@@ -130,7 +128,7 @@ claims_of(const struct parts *pt, struct jwt_claims *c)
 	c->exp = get_time(j, "exp");
 	c->iat = get_time(j, "iat");
 	c->nbf = get_time(j, "nbf");
-	cJSON_Delete(j);
+	json_free(j);
 	return 0;
 }
 
@@ -138,13 +136,13 @@ int
 jwt_decode(const char *s, size_t len, struct jwt_claims *c)
 {
 	struct parts	 pt;
-	cJSON		*h;
+	struct json	*h;
 
 	if (split(s, len, &pt) == -1)
 		return -1;
 	if ((h = decode_json(pt.p[0], pt.len[0])) == NULL)
 		return -1;
-	cJSON_Delete(h);
+	json_free(h);
 	return claims_of(&pt, c);
 }
 
@@ -169,18 +167,17 @@ jwt_verify_hs256(const char *s, size_t len, const void *secret,
     size_t secretlen, struct jwt_claims *c)
 {
 	struct parts	 pt;
-	const cJSON	*alg;
-	cJSON		*h;
+	const char	*alg;
+	struct json	*h;
 	int		 ok;
 
 	if (split(s, len, &pt) == -1 || secret == NULL)
 		return -1;
 	if ((h = decode_json(pt.p[0], pt.len[0])) == NULL)
 		return -1;
-	alg = cJSON_GetObjectItemCaseSensitive(h, "alg");
-	ok = cJSON_IsString(alg) && alg->valuestring != NULL &&
-	    strcmp(alg->valuestring, "HS256") == 0;
-	cJSON_Delete(h);
+	alg = json_str(json_get(h, "alg"));
+	ok = alg != NULL && strcmp(alg, "HS256") == 0;
+	json_free(h);
 	if (!ok || !hs256_ok(s, &pt, secret, secretlen))
 		return -1;
 	return claims_of(&pt, c);
@@ -231,29 +228,28 @@ jwt_verify(const char *s, size_t len, const struct jwt_keys *k, int64_t now,
     struct jwt_claims *c)
 {
 	struct parts		 pt;
-	const cJSON		*alg, *kid;
-	cJSON			*h;
+	const struct json	*kidv;
+	const char		*alg, *kid;
+	struct json		*h;
 	enum jwt_verdict	 v = JWT_INVALID;
 
 	if (k == NULL || split(s, len, &pt) == -1 || pt.len[2] == 0)
 		return JWT_INVALID;
 	if ((h = decode_json(pt.p[0], pt.len[0])) == NULL)
 		return JWT_INVALID;
-	alg = cJSON_GetObjectItemCaseSensitive(h, "alg");
-	kid = cJSON_GetObjectItemCaseSensitive(h, "kid");
+	alg = json_str(json_get(h, "alg"));
+	kidv = json_get(h, "kid");
+	kid = json_str(kidv);
 	/* no extension is understood, so "crit" fails (RFC 7515 4.1.11) */
-	if (!cJSON_IsString(alg) || alg->valuestring == NULL ||
-	    (kid != NULL && !cJSON_IsString(kid)) ||
-	    cJSON_GetObjectItemCaseSensitive(h, "crit") != NULL)
+	if (alg == NULL || (kidv != NULL && kid == NULL) ||
+	    json_get(h, "crit") != NULL)
 		goto out;
-	if (strcmp(alg->valuestring, "HS256") == 0) {
+	if (strcmp(alg, "HS256") == 0) {
 		if (k->secret != NULL &&
 		    hs256_ok(s, &pt, k->secret, k->secretlen))
 			v = JWT_VALID;
-	} else if (strcmp(alg->valuestring, "ES256") == 0 ||
-	    strcmp(alg->valuestring, "RS256") == 0)
-		v = asym_check(s, &pt, alg->valuestring,
-		    kid != NULL ? kid->valuestring : NULL, k);
+	} else if (strcmp(alg, "ES256") == 0 || strcmp(alg, "RS256") == 0)
+		v = asym_check(s, &pt, alg, kid, k);
 	if (v == JWT_VALID) {
 		if (claims_of(&pt, c) == -1)
 			v = JWT_INVALID;
@@ -261,6 +257,6 @@ jwt_verify(const char *s, size_t len, const struct jwt_keys *k, int64_t now,
 			v = JWT_EXPIRED;
 	}
  out:
-	cJSON_Delete(h);
+	json_free(h);
 	return v;
 }

@@ -9,13 +9,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include <cjson/cJSON.h>
-
 #include "buf.h"
 #include "cache.h"
 #include "conf.h"
 #include "crypto.h"
 #include "evloop.h"
+#include "json.h"
 #include "jwt.h"
 #include "log.h"
 #include "metrics.h"
@@ -50,7 +49,7 @@ struct proxy_broker {
 	char			 ident[BROKER_IDENT_MAX];
 	long			 expires_in;
 	char			*transform;	/* canonical JSON or NULL */
-	cJSON			*merge;		/* batch: cached answers by index,
+	struct json		*merge;		/* batch: cached answers by index,
 						 * null where upstream answers */
 };
 
@@ -243,9 +242,9 @@ sign_store(struct request *r, const char *object, const char *url)
 }
 
 static void
-answer_json(struct request *r, cJSON *j)
+answer_json(struct request *r, const struct json *j)
 {
-	char	*s = cJSON_PrintUnformatted(j);
+	char	*s = json_print(j);
 
 	proxy_local(r, 200, "application/json");
 	if (s != NULL) {
@@ -259,36 +258,36 @@ enum proxy_next
 proxy_broker_decide(struct request *r)
 {
 	struct proxy_broker	*pb = r->broker;
-	cJSON			*req, *v, *paths, *out, *item, *rest;
+	struct json		*req, *v, *paths, *out, *item, *rest;
+	const char		*path;
 	char			*url, *obj, *body;
-	int			 i, n, hits = 0;
+	double			 expires_in;
+	size_t			 i, n, hits = 0;
 
 	assert(proxy_broker_holds_body(r));
-	req = cJSON_ParseWithLength(sbuf_str(&pb->body), pb->body.len);
-	v = req != NULL ? cJSON_GetObjectItemCaseSensitive(req,
-	    "expiresIn") : NULL;
-	if (v == NULL || !cJSON_IsNumber(v) || v->valuedouble < 1 ||
-	    v->valuedouble > 1e9) {
+	req = json_parse(sbuf_str(&pb->body), pb->body.len, NULL);
+	if (json_num(json_get(req, "expiresIn"), &expires_in) == -1 ||
+	    expires_in < 1 || expires_in > 1e9) {
 		/* not ours to judge: upstream answers it */
-		cJSON_Delete(req);
+		json_free(req);
 		pb->kind = BK_NONE;
 		return PROXY_CONTINUE;
 	}
-	pb->expires_in = (long)v->valuedouble;
-	if ((v = cJSON_GetObjectItemCaseSensitive(req, "transform")) != NULL)
-		pb->transform = cJSON_PrintUnformatted(v);
+	pb->expires_in = (long)expires_in;
+	if ((v = json_get(req, "transform")) != NULL)
+		pb->transform = json_print(v);
 	proxy_cache_identity(r, pb->ident, sizeof(pb->ident));
 	r->cache_result = "MISS";
 	if (pb->kind == BK_SIGN) {
 		url = sign_lookup(pb, pb->object);
-		cJSON_Delete(req);
+		json_free(req);
 		if (url == NULL)
 			return PROXY_CONTINUE;
-		out = cJSON_CreateObject();
-		cJSON_AddStringToObject(out, "signedURL", url);
+		out = json_new(JSON_OBJECT);
+		(void)json_add_str(out, "signedURL", url);
 		free(url);
 		answer_json(r, out);
-		cJSON_Delete(out);
+		json_free(out);
 		metrics.signed_urls_cache++;
 		return PROXY_RESPOND;
 	}
@@ -296,55 +295,56 @@ proxy_broker_decide(struct request *r)
 	 * Batch: cached paths are answered from the cache; the others go
 	 * upstream in a smaller batch, and the two are merged in order.
 	 */
-	paths = cJSON_GetObjectItemCaseSensitive(req, "paths");
-	n = cJSON_IsArray(paths) ? cJSON_GetArraySize(paths) : 0;
+	paths = json_get(req, "paths");
+	n = json_type(paths) == JSON_ARRAY ? json_len(paths) : 0;
 	if (n == 0 || n > BROKER_PATHS_MAX) {
-		cJSON_Delete(req);
+		json_free(req);
 		return PROXY_CONTINUE;
 	}
-	out = cJSON_CreateArray();
-	rest = cJSON_CreateArray();
+	out = json_new(JSON_ARRAY);
+	rest = json_new(JSON_ARRAY);
 	for (i = 0; i < n; i++) {
-		v = cJSON_GetArrayItem(paths, i);
+		v = json_at(paths, i);
+		path = json_str(v);
 		url = NULL;
-		if (cJSON_IsString(v) && asprintf(&obj, "%s/%s", pb->bucket,
-		    v->valuestring) != -1) {
+		if (path != NULL && asprintf(&obj, "%s/%s", pb->bucket,
+		    path) != -1) {
 			url = sign_lookup(pb, obj);
 			free(obj);
 		}
 		if (url == NULL) {
-			cJSON_AddItemToArray(out, cJSON_CreateNull());
-			cJSON_AddItemToArray(rest, cJSON_Duplicate(v, 1));
+			(void)json_push(out, json_new(JSON_NULL));
+			(void)json_push(rest, json_dup(v));
 			continue;
 		}
-		item = cJSON_CreateObject();
-		cJSON_AddNullToObject(item, "error");
-		cJSON_AddStringToObject(item, "path", v->valuestring);
-		cJSON_AddStringToObject(item, "signedURL", url);
-		cJSON_AddItemToArray(out, item);
+		item = json_new(JSON_OBJECT);
+		(void)json_add_null(item, "error");
+		(void)json_add_str(item, "path", path);
+		(void)json_add_str(item, "signedURL", url);
+		(void)json_push(out, item);
 		free(url);
 		hits++;
 	}
 	if (hits == n) {
-		cJSON_Delete(req);
-		cJSON_Delete(rest);
+		json_free(req);
+		json_free(rest);
 		answer_json(r, out);
-		cJSON_Delete(out);
+		json_free(out);
 		metrics.signed_urls_cache += (uint64_t)n;
 		return PROXY_RESPOND;
 	}
 	if (hits == 0) {
-		cJSON_Delete(req);
-		cJSON_Delete(rest);
-		cJSON_Delete(out);
+		json_free(req);
+		json_free(rest);
+		json_free(out);
 		return PROXY_CONTINUE;
 	}
 	/* upstream signs only the rest: the held body becomes that batch */
-	cJSON_ReplaceItemInObjectCaseSensitive(req, "paths", rest);
-	body = cJSON_PrintUnformatted(req);
-	cJSON_Delete(req);
+	(void)json_replace(req, "paths", rest);
+	body = json_print(req);
+	json_free(req);
 	if (body == NULL) {
-		cJSON_Delete(out);
+		json_free(out);
 		return PROXY_CONTINUE;
 	}
 	sbuf_fini(&pb->body);
@@ -367,11 +367,12 @@ static void
 merge_answer(struct request *r)
 {
 	struct proxy_broker	*pb = r->broker;
-	cJSON			*up, *e;
-	int			 i, j = 0, ok;
+	struct json		*up, *e;
+	size_t			 i, j = 0;
+	int			 ok;
 
-	up = cJSON_ParseWithLength(sbuf_str(&pb->resp), pb->resp.len);
-	ok = up != NULL && cJSON_IsArray(up) && r->status == 200;
+	up = json_parse(sbuf_str(&pb->resp), pb->resp.len, NULL);
+	ok = json_type(up) == JSON_ARRAY && r->status == 200;
 	r->head.len = 0;
 	r->head.overflow = 0;
 	if (!ok) {
@@ -379,17 +380,17 @@ merge_answer(struct request *r)
 		r->is_error = 1;
 		sbuf_add(&r->head, "Content-Type: application/json\r\n", 32);
 		sbuf_add(&r->errbody, sbuf_str(&pb->resp), pb->resp.len);
-		cJSON_Delete(up);
+		json_free(up);
 		return;
 	}
-	for (i = 0; i < cJSON_GetArraySize(pb->merge); i++) {
-		if (!cJSON_IsNull(cJSON_GetArrayItem(pb->merge, i)))
+	for (i = 0; i < json_len(pb->merge); i++) {
+		if (json_type(json_at(pb->merge, i)) != JSON_NULL)
 			continue;
-		e = cJSON_GetArrayItem(up, j++);
-		cJSON_ReplaceItemInArray(pb->merge, i, e != NULL ?
-		    cJSON_Duplicate(e, 1) : cJSON_CreateNull());
+		e = json_at(up, j++);
+		(void)json_replace_at(pb->merge, i, e != NULL ? json_dup(e) :
+		    json_new(JSON_NULL));
 	}
-	cJSON_Delete(up);
+	json_free(up);
 	answer_json(r, pb->merge);
 }
 
@@ -480,82 +481,78 @@ static void
 invalidate_json(struct request *r)
 {
 	struct proxy_broker	*pb = r->broker;
-	cJSON			*j, *v, *b, *a;
+	struct json		*j, *a;
 	char			*obj;
-	const char		*bucket;
-	int			 i;
+	const char		*bucket, *b, *v;
+	size_t			 i;
 
 	if (!pb->collecting ||
-	    (j = cJSON_ParseWithLength(sbuf_str(&pb->body), pb->body.len)) ==
-	    NULL)
+	    (j = json_parse(sbuf_str(&pb->body), pb->body.len, NULL)) == NULL)
 		return;
 	if (pb->remove) {
-		a = cJSON_GetObjectItemCaseSensitive(j, "prefixes");
-		for (i = 0; cJSON_IsArray(a) && i < cJSON_GetArraySize(a) &&
+		a = json_get(j, "prefixes");
+		for (i = 0; json_type(a) == JSON_ARRAY && i < json_len(a) &&
 		    i < BROKER_PATHS_MAX; i++) {
-			v = cJSON_GetArrayItem(a, i);
-			if (cJSON_IsString(v) && asprintf(&obj, "%s/%s",
-			    pb->bucket, v->valuestring) != -1) {
+			v = json_str(json_at(a, i));
+			if (v != NULL && asprintf(&obj, "%s/%s", pb->bucket,
+			    v) != -1) {
 				invalidate(obj);
 				free(obj);
 			}
 		}
 	} else {
 		/* move and copy: the destination, and a moved source */
-		b = cJSON_GetObjectItemCaseSensitive(j, "bucketId");
-		bucket = cJSON_IsString(b) ? b->valuestring : NULL;
-		v = cJSON_GetObjectItemCaseSensitive(j, "sourceKey");
-		if (bucket != NULL && cJSON_IsString(v) &&
+		bucket = json_str(json_get(j, "bucketId"));
+		v = json_str(json_get(j, "sourceKey"));
+		if (bucket != NULL && v != NULL &&
 		    strstr(r->path, "/move") != NULL &&
-		    asprintf(&obj, "%s/%s", bucket, v->valuestring) != -1) {
+		    asprintf(&obj, "%s/%s", bucket, v) != -1) {
 			invalidate(obj);
 			free(obj);
 		}
-		b = cJSON_GetObjectItemCaseSensitive(j, "destinationBucket");
-		if (cJSON_IsString(b))
-			bucket = b->valuestring;
-		v = cJSON_GetObjectItemCaseSensitive(j, "destinationKey");
-		if (bucket != NULL && cJSON_IsString(v) &&
-		    asprintf(&obj, "%s/%s", bucket, v->valuestring) != -1) {
+		if ((b = json_str(json_get(j, "destinationBucket"))) != NULL)
+			bucket = b;
+		v = json_str(json_get(j, "destinationKey"));
+		if (bucket != NULL && v != NULL &&
+		    asprintf(&obj, "%s/%s", bucket, v) != -1) {
 			invalidate(obj);
 			free(obj);
 		}
 	}
-	cJSON_Delete(j);
+	json_free(j);
 }
 
 static void
 store_answer(struct request *r)
 {
 	struct proxy_broker	*pb = r->broker;
-	cJSON			*j, *v, *e, *p;
+	struct json		*j, *e;
+	const char		*v, *p;
 	char			*obj;
-	int			 i;
+	size_t			 i;
 
-	if ((j = cJSON_ParseWithLength(sbuf_str(&pb->resp), pb->resp.len)) ==
+	if ((j = json_parse(sbuf_str(&pb->resp), pb->resp.len, NULL)) ==
 	    NULL)
 		return;
 	if (pb->kind == BK_SIGN) {
-		v = cJSON_GetObjectItemCaseSensitive(j, "signedURL");
-		if (cJSON_IsString(v)) {
-			sign_store(r, pb->object, v->valuestring);
+		if ((v = json_str(json_get(j, "signedURL"))) != NULL) {
+			sign_store(r, pb->object, v);
 			metrics.signed_urls_upstream++;
 		}
-	} else if (cJSON_IsArray(j)) {
-		for (i = 0; i < cJSON_GetArraySize(j); i++) {
-			e = cJSON_GetArrayItem(j, i);
-			v = cJSON_GetObjectItemCaseSensitive(e, "signedURL");
-			p = cJSON_GetObjectItemCaseSensitive(e, "path");
-			if (!cJSON_IsString(v) || !cJSON_IsString(p) ||
-			    asprintf(&obj, "%s/%s", pb->bucket,
-			    p->valuestring) == -1)
+	} else if (json_type(j) == JSON_ARRAY) {
+		for (i = 0; i < json_len(j); i++) {
+			e = json_at(j, i);
+			v = json_str(json_get(e, "signedURL"));
+			p = json_str(json_get(e, "path"));
+			if (v == NULL || p == NULL || asprintf(&obj, "%s/%s",
+			    pb->bucket, p) == -1)
 				continue;
-			sign_store(r, obj, v->valuestring);
+			sign_store(r, obj, v);
 			metrics.signed_urls_upstream++;
 			free(obj);
 		}
 	}
-	cJSON_Delete(j);
+	json_free(j);
 }
 
 void
@@ -607,7 +604,7 @@ proxy_broker_free(struct request *r)
 	free(pb->object);
 	free(pb->bucket);
 	free(pb->transform);
-	cJSON_Delete(pb->merge);
+	json_free(pb->merge);
 	explicit_bzero(pb->ident, sizeof(pb->ident));
 	free(pb);
 	r->broker = NULL;

@@ -13,12 +13,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
 #include "buf.h"
 #include "conf.h"
 #include "crypto.h"
 #include "evloop.h"
+#include "json.h"
 #include "jwt.h"
 #include "log.h"
 #include "metrics.h"
@@ -342,19 +341,14 @@ persist(void)
 }
 
 static void
-wipe_json_string(cJSON *item)
+copy_hex(char dst[65], const struct json *item)
 {
-	if (cJSON_IsString(item) && item->valuestring != NULL)
-		crypto_wipe(item->valuestring, strlen(item->valuestring));
-}
+	const char	*s = json_str(item);
 
-static void
-copy_hex(char dst[65], const cJSON *item)
-{
 	dst[0] = '\0';
-	if (cJSON_IsString(item) && strlen(item->valuestring) == 64 &&
-	    strspn(item->valuestring, "0123456789abcdef") == 64)
-		memcpy(dst, item->valuestring, 65);
+	if (s != NULL && strlen(s) == 64 &&
+	    strspn(s, "0123456789abcdef") == 64)
+		memcpy(dst, s, 65);
 }
 
 /* 0 loaded, 1 nothing stored (or unusable: warned), -1 fatal */
@@ -362,7 +356,9 @@ static int
 load_state(void)
 {
 	char		*buf, *pt;
-	cJSON		*j, *rt, *at, *exp, *life, *uid;
+	struct json	*j, *rt, *at;
+	const char	*rts, *ats, *uid;
+	double		 exp, life;
 	ssize_t		 n;
 	size_t		 len = 0;
 	int		 fd, rc = 1;
@@ -406,43 +402,39 @@ load_state(void)
 	}
 	free(buf);
 	len = len - STATE_MAGIC_LEN - CRYPTO_SEAL_OVERHEAD;
-	j = cJSON_ParseWithLength(pt, len);
+	j = json_parse(pt, len, NULL);
 	crypto_wipe(pt, len);
 	free(pt);
-	rt = cJSON_GetObjectItemCaseSensitive(j, "refresh_token");
-	at = cJSON_GetObjectItemCaseSensitive(j, "access_token");
-	exp = cJSON_GetObjectItemCaseSensitive(j, "expires_at_ms");
-	life = cJSON_GetObjectItemCaseSensitive(j, "lifetime");
-	uid = cJSON_GetObjectItemCaseSensitive(j, "user_id");
-	if (cJSON_IsString(rt) && cJSON_IsString(at) && cJSON_IsNumber(exp) &&
-	    cJSON_IsNumber(life) && cJSON_IsString(uid) &&
-	    token_ok(rt->valuestring, strlen(rt->valuestring)) &&
-	    token_ok(at->valuestring, strlen(at->valuestring)) &&
-	    strlen(uid->valuestring) < sizeof(S.user_id)) {
+	rt = json_get(j, "refresh_token");
+	at = json_get(j, "access_token");
+	rts = json_str(rt);
+	ats = json_str(at);
+	uid = json_str(json_get(j, "user_id"));
+	if (rts != NULL && ats != NULL &&
+	    json_num(json_get(j, "expires_at_ms"), &exp) == 0 &&
+	    json_num(json_get(j, "lifetime"), &life) == 0 && uid != NULL &&
+	    token_ok(rts, strlen(rts)) && token_ok(ats, strlen(ats)) &&
+	    strlen(uid) < sizeof(S.user_id)) {
 		drop_tokens();
-		S.refresh = secret_new(rt->valuestring,
-		    strlen(rt->valuestring));
-		S.access = secret_new(at->valuestring,
-		    strlen(at->valuestring));
+		S.refresh = secret_new(rts, strlen(rts));
+		S.access = secret_new(ats, strlen(ats));
 		if (S.refresh == NULL || S.access == NULL)
 			fatalx("%s: out of memory", __func__);
-		S.expires_ms = (int64_t)exp->valuedouble;
-		S.lifetime_s = (int64_t)life->valuedouble;
+		S.expires_ms = (int64_t)exp;
+		S.lifetime_s = (int64_t)life;
 		if (S.lifetime_s <= 0)
 			S.lifetime_s = 3600;
-		util_strlcpy(S.user_id, uid->valuestring, sizeof(S.user_id));
-		copy_hex(S.rt_hash,
-		    cJSON_GetObjectItemCaseSensitive(j, "rt_hash"));
-		copy_hex(S.email_hash,
-		    cJSON_GetObjectItemCaseSensitive(j, "email_hash"));
+		util_strlcpy(S.user_id, uid, sizeof(S.user_id));
+		copy_hex(S.rt_hash, json_get(j, "rt_hash"));
+		copy_hex(S.email_hash, json_get(j, "email_hash"));
 		S.persisted = 1;
 		rc = 0;
 	} else
 		log_warnx("session: %s/%s is incomplete; ignored",
 		    S.c->state_dir, STATE_FILE);
-	wipe_json_string(rt);
-	wipe_json_string(at);
-	cJSON_Delete(j);
+	json_wipe(rt);
+	json_wipe(at);
+	json_free(j);
 	return rc;
 }
 
@@ -877,34 +869,34 @@ arm_refresh(void)
 static int
 take_session(void)
 {
-	cJSON		*j, *at, *rt, *ein, *eat, *user, *uid;
+	struct json	*j, *at, *rt;
 	struct secret	*na, *nr;
+	const char	*ats, *rts, *uid;
+	double		 ein, eat;
 	int64_t		 now = wall_ms(), life;
 	int		 rc = -1;
 
-	j = cJSON_ParseWithLength(S.resp, S.resp_len);
-	at = cJSON_GetObjectItemCaseSensitive(j, "access_token");
-	rt = cJSON_GetObjectItemCaseSensitive(j, "refresh_token");
-	ein = cJSON_GetObjectItemCaseSensitive(j, "expires_in");
-	eat = cJSON_GetObjectItemCaseSensitive(j, "expires_at");
-	user = cJSON_GetObjectItemCaseSensitive(j, "user");
-	uid = cJSON_GetObjectItemCaseSensitive(user, "id");
-	if (!cJSON_IsString(at) || !cJSON_IsString(rt) ||
-	    !token_ok(at->valuestring, strlen(at->valuestring)) ||
-	    !token_ok(rt->valuestring, strlen(rt->valuestring)))
+	j = json_parse(S.resp, S.resp_len, NULL);
+	at = json_get(j, "access_token");
+	rt = json_get(j, "refresh_token");
+	ats = json_str(at);
+	rts = json_str(rt);
+	uid = json_str(json_get(json_get(j, "user"), "id"));
+	if (ats == NULL || rts == NULL || !token_ok(ats, strlen(ats)) ||
+	    !token_ok(rts, strlen(rts)))
 		goto out;
-	if (cJSON_IsNumber(ein) && ein->valuedouble > 0 &&
-	    ein->valuedouble < 1e9)
-		life = (int64_t)ein->valuedouble;
-	else if (cJSON_IsNumber(eat) && eat->valuedouble * 1000 > now &&
-	    eat->valuedouble < 1e12)
-		life = (int64_t)eat->valuedouble - now / 1000;
+	if (json_num(json_get(j, "expires_in"), &ein) == 0 && ein > 0 &&
+	    ein < 1e9)
+		life = (int64_t)ein;
+	else if (json_num(json_get(j, "expires_at"), &eat) == 0 &&
+	    eat * 1000 > now && eat < 1e12)
+		life = (int64_t)eat - now / 1000;
 	else
 		life = 3600;
 	if (life < 1)
 		life = 1;
-	na = secret_new(at->valuestring, strlen(at->valuestring));
-	nr = secret_new(rt->valuestring, strlen(rt->valuestring));
+	na = secret_new(ats, strlen(ats));
+	nr = secret_new(rts, strlen(rts));
 	if (na == NULL || nr == NULL)
 		fatalx("%s: out of memory", __func__);
 	drop_tokens();
@@ -921,19 +913,18 @@ take_session(void)
 		struct jwt_claims	cl;
 
 		memset(&cl, 0, sizeof(cl));
-		if (jwt_decode(at->valuestring, strlen(at->valuestring),
-		    &cl) == 0 && cl.exp > 0 && cl.exp * 1000 < S.expires_ms)
+		if (jwt_decode(ats, strlen(ats), &cl) == 0 && cl.exp > 0 &&
+		    cl.exp * 1000 < S.expires_ms)
 			S.expires_ms = cl.exp * 1000;
 	}
-	if (cJSON_IsString(uid) && strlen(uid->valuestring) <
-	    sizeof(S.user_id) && token_ok(uid->valuestring,
-	    strlen(uid->valuestring)))
-		util_strlcpy(S.user_id, uid->valuestring, sizeof(S.user_id));
+	if (uid != NULL && strlen(uid) < sizeof(S.user_id) &&
+	    token_ok(uid, strlen(uid)))
+		util_strlcpy(S.user_id, uid, sizeof(S.user_id));
 	rc = 0;
  out:
-	wipe_json_string(at);
-	wipe_json_string(rt);
-	cJSON_Delete(j);
+	json_wipe(at);
+	json_wipe(rt);
+	json_free(j);
 	return rc;
 }
 
@@ -941,17 +932,17 @@ take_session(void)
 static void
 error_code(char *out, size_t n)
 {
-	cJSON	*j, *v;
+	struct json	*j;
+	const char	*v;
 
 	util_strlcpy(out, S.hdr_code, n);
-	if ((j = cJSON_ParseWithLength(S.resp, S.resp_len)) == NULL)
+	if ((j = json_parse(S.resp, S.resp_len, NULL)) == NULL)
 		return;
-	if (cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j, "code")) ||
-	    cJSON_IsString(v = cJSON_GetObjectItemCaseSensitive(j,
-	    "error_code")) || (out[0] == '\0' && cJSON_IsString(v =
-	    cJSON_GetObjectItemCaseSensitive(j, "error"))))
-		util_strlcpy(out, v->valuestring, n);
-	cJSON_Delete(j);
+	if ((v = json_str(json_get(j, "code"))) != NULL ||
+	    (v = json_str(json_get(j, "error_code"))) != NULL ||
+	    (out[0] == '\0' && (v = json_str(json_get(j, "error"))) != NULL))
+		util_strlcpy(out, v, n);
+	json_free(j);
 }
 
 static int
