@@ -49,12 +49,7 @@ fx_gate(void)
 static void
 fx_gate_down(void)
 {
-	int	st, killed;
-
-	st = h_stop(&gate, 10000, &killed);
-	if (killed || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		fprintf(stderr, "check_badinput: supagate did not exit cleanly "
-		    "(status 0x%x, killed %d)\n", st, killed);
+	h_gate_stop(&gate, 10000, "check_badinput");
 }
 
 struct bad {
@@ -315,7 +310,7 @@ START_TEST(early_disconnects)
 				    "Host: localhost\r\n\r\n";
 	static char		chunk[100000];
 	char			buf[65536];
-	double			inflight = -1;
+	double			inflight;
 	int			fd, i;
 	ssize_t			n;
 	size_t			got;
@@ -350,12 +345,7 @@ START_TEST(early_disconnects)
 		close(fd);
 	}
 	ck_assert(h_alive(&gate));
-	for (i = 0; i < 200; i++) {
-		if (h_metric(gate.port, "supagate_inflight_requests", NULL,
-		    &inflight) == 0 && inflight <= 1)
-			break;
-		h_sleep_ms(50);
-	}
+	inflight = h_wait_inflight(gate.port, 1, 200);
 	/* the metrics request itself may count */
 	ck_assert_msg(inflight >= 0 && inflight <= 1, "inflight stays %g",
 	    inflight);
@@ -366,9 +356,8 @@ START_TEST(still_healthy)
 {
 	struct h_resp	r;
 	char		v[32];
-	double		inflight = -1;
+	double		inflight;
 	long		rss;
-	int		i;
 
 	ck_assert(h_alive(&gate));
 	ck_assert_int_eq(h_get(&r, gate.port, "/_supagate/health"), 0);
@@ -379,12 +368,7 @@ START_TEST(still_healthy)
 	ck_assert_int_eq(h_get(&r, gate.port, "/rest/v1/echo?after=all"), 0);
 	ck_assert_int_eq(r.status, 200);
 	h_resp_free(&r);
-	for (i = 0; i < 100; i++) {
-		if (h_metric(gate.port, "supagate_inflight_requests", NULL,
-		    &inflight) == 0 && inflight <= 1)
-			break;
-		h_sleep_ms(50);
-	}
+	inflight = h_wait_inflight(gate.port, 1, 100);
 	ck_assert_msg(inflight >= 0 && inflight <= 1, "inflight %g", inflight);
 	rss = h_vm_kb(gate.pid, "VmRSS");
 	ck_assert_msg(rss - rss_base < RSS_SLACK_KB, "RSS %ld kB -> %ld kB",
@@ -411,18 +395,7 @@ suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	h_init();
 	h_rss_tests();
 	gate.pid = -1;
-	if (h_fakeup_start(&up) == -1)
-		return EXIT_FAILURE;
-	sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	h_stop(&up, 5000, NULL);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return h_fakeup_main(&up, suite);
 }

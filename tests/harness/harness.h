@@ -1,4 +1,7 @@
-/* harness: start/stop supagate and fakeup, raw and libcurl clients, JSON */
+/*
+ * harness: start/stop supagate, fakeup, the Auth emulator and the loopback
+ * stack; raw and libcurl clients, JSON
+ */
 #ifndef SUPAGATE_TESTS_HARNESS_H
 #define SUPAGATE_TESTS_HARNESS_H
 
@@ -74,6 +77,19 @@ long h_vm_kb(pid_t, const char *field);
  * Use-after-free detection keeps its quarantine in every other test.
  */
 void h_rss_tests(void);
+/*
+ * Stop supagate as h_stop() does; 0 if it exited 0 by itself, else -1
+ * after "<prog>: supagate did not exit cleanly ..." on stderr.
+ */
+int h_gate_stop(struct h_proc *, int wait_ms, const char *prog);
+/*
+ * Start the Auth emulator (tests/emu/auth.mjs from $srcdir, else ".")
+ * on 127.0.0.1:0 with the JWT secret in dir/jwt-secret; it writes
+ * dir/emu.port and dir/emu.log, and dies with the thread that started
+ * it.  Waits (bounded by wait_ms) for the port.  0 or -1; p->dir stays
+ * empty, so h_stop() leaves dir alone.
+ */
+int h_emu_start(struct h_proc *, const char *dir, int wait_ms);
 /* reset VmHWM to the current RSS (clear_refs 5); 0 or -1 */
 int h_reset_hwm(pid_t);
 /* read the whole log file into a malloc'd string (NULL on error) */
@@ -114,12 +130,20 @@ int h_req(struct h_resp *, int port, const char *method, const char *target,
     const struct h_opts *);
 /* shorthand: GET with no options */
 int h_get(struct h_resp *, int port, const char *target);
+/*
+ * h_req() with the headers hdrs, then extra (both NULL-terminated, may
+ * be NULL; 63 in all at most), body (NULL: none) and a 30 s timeout.
+ */
+int h_call(struct h_resp *, int port, const char *method, const char *target,
+    const char *const *hdrs, const char *const *extra, const char *body);
 void h_resp_free(struct h_resp *);
 /* value of the first header name in the final response (NULL: none) */
 const char *h_resp_header(const struct h_resp *, const char *name,
     char *buf, size_t buflen);
 /* how many times the header occurs in the final response */
 int h_resp_header_count(const struct h_resp *, const char *name);
+/* h_resp_header() into a ring of static buffers; "(none)" if absent */
+const char *h_hdr(const struct h_resp *, const char *name);
 
 /* a raw exchange over one TCP connection */
 struct h_raw_resp {
@@ -175,6 +199,92 @@ int h_metric(int port, const char *name, const char *labels, double *v);
 /* the metric from an already fetched metrics text */
 int h_metric_in(const char *text, const char *name, const char *labels,
     double *v);
+
+/*
+ * Poll supagate_inflight_requests at port until it is at most max, up
+ * to tries times 50 ms apart.  Returns the last value read, -1 if none.
+ */
+double h_wait_inflight(int port, double max, int tries);
+
+/* the loopback stack (tests/stack), one per test binary */
+struct h_stack {
+	char	dir[H_PATH_MAX];	/* its temp dir: logs, stack.env */
+	char	srcdir[H_PATH_MAX];	/* the source tree, with tests/stack */
+	/* from DIR/stack.env; "" and 0 where absent */
+	char	rest_url[128];
+	char	functions_url[128];
+	char	auth_url[128];
+	char	storage_url[128];
+	char	pghost[H_PATH_MAX];
+	char	jwt_secret_file[H_PATH_MAX];
+	char	anon_key_file[H_PATH_MAX];
+	char	service_key_file[H_PATH_MAX];
+	char	mkjwt[H_PATH_MAX];
+	int	rest_port, functions_port, auth_port, storage_port, pgport;
+	/* the suite failed (1 until h_stack_main sets it): keep the logs */
+	int	failed;
+};
+extern struct h_stack h_stack;
+
+/*
+ * Start the stack: tests/stack/stack-up from SUPAGATE_SRCDIR (else
+ * $srcdir, else ".") into a new $TMPDIR/<tag>.XXXXXX, output in
+ * stack-up.out (copied to stderr on failure), then fill h_stack.  Needs
+ * PostgREST from node_modules (npm ci).  From the call on, exit and
+ * SIGINT/SIGTERM in this process (not in Check's test children) run
+ * before_down (may be NULL), then stack-down; the dir goes unless H_KEEP
+ * is set, and after a failure only its logs stay.  NULL on success, else
+ * why not (a static string).
+ */
+const char *h_stack_up(const char *tag, void (*before_down)(void));
+/*
+ * "<program>: msg" on stderr, then exit(EXIT_FAILURE): for set-up
+ * failures (the stack and before_down are stopped at exit).
+ */
+void h_die(const char *msg) __attribute__((noreturn));
+/* h_gate_start() with conf (no @UP@, no extra argv), else h_die() */
+void h_stack_gate_start(struct h_proc *, const char *name, const char *conf);
+/*
+ * Stop supagate at the end of a stack suite as h_stop() does; after a
+ * failure (h_stack.failed) its log goes to stderr and its dir stays.
+ * Returns h_stop()'s status, -1 if it was not running.
+ */
+int h_stack_gate_stop(struct h_proc *, int wait_ms, int *killed);
+/* value of key in DIR/stack.env into buf; 0, or -1 if absent ("") */
+int h_stack_env(const char *key, char *buf, size_t n);
+/* how many times PostgREST logged "Schema cache loaded" */
+int h_stack_schema_loads(void);
+/*
+ * A JWT (role authenticated, sub, email unless NULL, ttl_s) signed with
+ * the stack's secret by its mkjwt, into out; 0 or -1 (message on stderr).
+ */
+int h_stack_jwt(char *out, size_t n, const char *sub, const char *email,
+    int ttl_s);
+/* sh -c cmd (stdio flushed first); its exit status, -1 if none */
+int h_run(const char *cmd);
+/* the port of "http://host:port" (after the last ':'); 0 if none */
+int h_url_port(const char *url);
+/*
+ * A secret file's contents, trailing line ends cut, into buf; 0, or -1
+ * if it is unreadable, empty or longer than n - 1.
+ */
+int h_read_secret(const char *path, char *buf, size_t n);
+
+/* Check */
+struct Suite;
+/* run the suite (CK_NORMAL) and free it; how many tests failed */
+int h_run_suite(struct Suite *);
+/*
+ * The main() of a suite against one fakeup: start up, run the suite mk
+ * makes, stop up.  EXIT_SUCCESS if every test passed.
+ */
+int h_fakeup_main(struct h_proc *up, struct Suite *(*mk)(void));
+/*
+ * The main() of a suite against the stack: setup() (it calls
+ * h_stack_up()), run the suite mk makes, keep its result in
+ * h_stack.failed.  EXIT_SUCCESS if every test passed.
+ */
+int h_stack_main(void (*setup)(void), struct Suite *(*mk)(void));
 
 /* monotonic milliseconds (for deadlines only; tests assert no timing) */
 int64_t h_now_ms(void);
