@@ -27,7 +27,7 @@
 #define WAL_LIMIT	(64 * 1024 * 1024)	/* journal_size_limit */
 #define PAGE_SIZE	16384		/* for new files; see open_db() */
 #define CHECKPOINT_BYTES (8 * 1024 * 1024)	/* WAL size to checkpoint at */
-#define TOUCH_MAX	64		/* LRU updates batched per flush */
+#define TOUCH_MAX	512		/* LRU updates batched per flush */
 #define EVICT_BATCH	32		/* oldest entries read per round */
 #define QUEUE_MAX	256		/* puts queued before a forced flush */
 #define QUEUE_BYTES	(2 * 1024 * 1024)	/* or this many bytes */
@@ -552,10 +552,12 @@ flush_touches(struct store *st)
 
 /*
  * Record an access of entry id, last used at last.  An entry among the
- * count/8 most recent accesses is left where it is (approximate LRU, as
+ * count/2 most recent accesses is left where it is (approximate LRU, as
  * Varnish's lru_interval does): a hot entry costs no write per hit, and
- * it is nowhere near the end that eviction takes from.  With few
- * entries the window is 0 and the order is exact.
+ * it is nowhere near the end that eviction takes from; reads spread over
+ * the whole store write half as many updates (each one a page of the
+ * WAL, and in time a checkpoint, that holds the loop up).  With one
+ * entry the window is 0 and the order is exact.
  */
 static void
 touch(struct store *st, int64_t id, int64_t last)
@@ -567,7 +569,7 @@ touch(struct store *st, int64_t id, int64_t last)
 			last = st->touch[i].at;
 			break;
 		}
-	if ((uint64_t)(st->clock - last) <= st->count / 8)
+	if ((uint64_t)(st->clock - last) <= st->count / 2)
 		return;
 	if (i < st->ntouch) {
 		st->touch[i].at = ++st->clock;
