@@ -1875,6 +1875,8 @@ START_TEST(crash_safety)
 		    WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
 		    "round %d: supagate was not killed: 0x%x", round, st);
 		g.pid = -1;
+		/* its private dir (config, log): the next start makes another */
+		h_run(h_fmt("rm -rf '%s'", g.dir));
 		for (i = 0; i < CRASH_XFERS; i++) {
 			curl_multi_remove_handle(m, x[i].h);
 			xfer_fini(&x[i]);
