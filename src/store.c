@@ -22,6 +22,7 @@
 
 #define STORE_SCHEMA	2		/* PRAGMA user_version we write */
 #define FILE_MIN	(16 * 1024)	/* bodies this big go to files */
+#define FILE_FREE_MAX	256		/* emptied files kept for reuse */
 #define STORE_APP_ID	0x53475443	/* application_id, "SGTC" */
 #define BUSY_TIMEOUT_MS	1000
 #define WAL_LIMIT	(64 * 1024 * 1024)	/* journal_size_limit */
@@ -46,8 +47,12 @@
  * WAL and a checkpoint.  A file is written before the transaction that
  * names it commits, and removed after the one that deletes its entry
  * commits; store_open() removes files no entry names (a crash between).
- * A file is never written again once named: answers in progress and the
- * hot set (hot.c) may hold it open, and must keep reading what it held.
+ * A file held open (by an answer in progress, by the hot set of hot.c)
+ * keeps its bytes: it is unlinked, never rewritten.  One that nobody
+ * holds (a write lease says so) is emptied and kept for a later body,
+ * up to FILE_FREE_MAX: on ext4 without a journal a new inode is dear
+ * when many were freed in the last minute, which is what a full cache
+ * does all the time.
  */
 static const char *const schema_v1 =
 	"CREATE TABLE entries ("
@@ -162,6 +167,7 @@ struct pending {
 	char		(*tags)[CACHE_TAG_MAX];
 	size_t		 ntags;
 	uint64_t	 size;		/* headers + body */
+	int64_t		 file;		/* its body file, written; 0: none */
 };
 
 struct store {
@@ -183,8 +189,10 @@ struct store {
 	/* body files: see schema_v2 */
 	char		*dir;		/* NULL: bodies stay in the database */
 	int64_t		 file_seq;	/* the last file number used */
-	int64_t		*made, *gone;	/* by the open transaction */
-	size_t		 nmade, ngone, capmade, capgone;
+	int64_t		*gone;		/* by the open transaction */
+	size_t		 ngone, capgone;
+	int64_t		*freef;		/* empty, held and named by none */
+	size_t		 nfree, capfree;
 };
 
 /* open_db() results */
@@ -280,20 +288,40 @@ file_path(const struct store *st, int64_t n, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * 1 if nobody else has the file at fd open: a write lease is granted
+ * only then (fcntl(2)); it is given back at once.
+ */
+static int
+file_unheld(int fd)
+{
+	if (fcntl(fd, F_SETLEASE, F_WRLCK) == -1)
+		return 0;
+	(void)fcntl(fd, F_SETLEASE, F_UNLCK);
+	return 1;
+}
+
+/* file n is named by no entry: empty it for reuse if unheld, or unlink */
 static void
-file_unlink(const struct store *st, int64_t n)
+file_unlink(struct store *st, int64_t n)
 {
 	char	path[4096];
+	int	fd, ok = 0;
 
-	if (unlink(file_path(st, n, path, sizeof(path))) == -1 &&
-	    errno != ENOENT)
+	file_path(st, n, path, sizeof(path));
+	if (st->nfree < FILE_FREE_MAX && (fd = open(path, O_RDWR |
+	    O_CLOEXEC | O_NOFOLLOW)) != -1) {
+		ok = file_unheld(fd) && ftruncate(fd, 0) == 0 &&
+		    num_push(&st->freef, &st->nfree, &st->capfree, n) == 0;
+		close(fd);
+		if (ok)
+			return;
+	}
+	if (unlink(path) == -1 && errno != ENOENT)
 		log_warn("%s: unlink %s", __func__, path);
 }
 
-/*
- * The open transaction ended: committed, the files of deleted entries
- * go; undone, the files it wrote go.
- */
+/* the open transaction ended: committed, the files of deleted entries go */
 static void
 files_settle(struct store *st, int committed)
 {
@@ -302,10 +330,7 @@ files_settle(struct store *st, int committed)
 	if (committed)
 		for (i = 0; i < st->ngone; i++)
 			file_unlink(st, st->gone[i]);
-	else
-		for (i = 0; i < st->nmade; i++)
-			file_unlink(st, st->made[i]);
-	st->ngone = st->nmade = 0;
+	st->ngone = 0;
 }
 
 /* SQL function supagate_file_gone(n), run by the delete trigger */
@@ -337,11 +362,21 @@ file_write(struct store *st, const unsigned char *body, size_t len)
 
 	if (st->dir == NULL)
 		return 0;
-	n = st->file_seq + 1;
-	if ((fd = open(file_path(st, n, path, sizeof(path)), O_WRONLY |
-	    O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600)) == -1) {
-		log_warn("%s: %s", __func__, path);
-		return 0;
+	/* an emptied one first (nobody holds it: see file_unlink) */
+	fd = -1;
+	while (fd == -1 && st->nfree > 0) {
+		n = st->freef[--st->nfree];
+		fd = open(file_path(st, n, path, sizeof(path)), O_WRONLY |
+		    O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+	}
+	if (fd == -1) {
+		n = st->file_seq + 1;
+		if ((fd = open(file_path(st, n, path, sizeof(path)),
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+		    0600)) == -1) {
+			log_warn("%s: %s", __func__, path);
+			return 0;
+		}
 	}
 	while (off < len) {
 		if ((w = write(fd, body + off, len - off)) == -1) {
@@ -351,13 +386,13 @@ file_write(struct store *st, const unsigned char *body, size_t len)
 		}
 		off += (size_t)w;
 	}
-	if (close(fd) == -1 || off < len ||
-	    num_push(&st->made, &st->nmade, &st->capmade, n) == -1) {
+	if (close(fd) == -1 || off < len) {
 		log_warn("%s: %s", __func__, path);
 		(void)unlink(path);
 		return 0;
 	}
-	st->file_seq = n;
+	if (n > st->file_seq)
+		st->file_seq = n;
 	return n;
 }
 
@@ -431,6 +466,7 @@ files_open(struct store *st)
 
 	free(st->dir);
 	st->dir = NULL;
+	st->nfree = 0;
 	if (sqlite3_create_function_v2(st->db, "supagate_file_gone", 1,
 	    SQLITE_UTF8, st, store_gone_fn, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_exec(st->db, gone_trigger, NULL, NULL, NULL) != SQLITE_OK)
@@ -601,10 +637,13 @@ queue_find(const struct store *st, const unsigned char key[CACHE_KEY_LEN])
 
 /* take q off the queue and free it */
 static void
-queue_drop(struct store *st, struct pending *q)
+queue_drop(struct store *st, struct pending *q, int written)
 {
 	struct pending	**pp;
 
+	/* written: its file is the database's now, named or deleted there */
+	if (!written && q->file != 0)
+		file_unlink(st, q->file);
 	for (pp = &st->qhash[q->key[0] % QUEUE_HASH]; *pp != NULL;
 	    pp = &(*pp)->hnext)
 		if (*pp == q) {
@@ -625,10 +664,10 @@ queue_drop(struct store *st, struct pending *q)
 }
 
 static void
-queue_clear(struct store *st)
+queue_clear(struct store *st, int written)
 {
 	while (st->qhead != NULL)
-		queue_drop(st, st->qhead);
+		queue_drop(st, st->qhead, written);
 }
 
 /* a copy of the put, queued behind the others; -1 on ENOMEM */
@@ -673,6 +712,9 @@ queue_add(struct store *st, const unsigned char key[CACHE_KEY_LEN],
 	if (e->body_len > 0)
 		memcpy(p, e->body, e->body_len);
 	p[e->body_len] = '\0';
+	/* written now, one at a time, not all at the flush */
+	if (e->body_len >= FILE_MIN)
+		q->file = file_write(st, e->body, e->body_len);
 
 	q->hnext = st->qhash[key[0] % QUEUE_HASH];
 	st->qhash[key[0] % QUEUE_HASH] = q;
@@ -1072,8 +1114,8 @@ store_open(const char *path, uint64_t max_size)
  fail:
 	close_db(st);
 	free(st->dir);
-	free(st->made);
 	free(st->gone);
+	free(st->freef);
 	free(st->path);
 	free(st);
 	return NULL;
@@ -1087,8 +1129,8 @@ store_close(struct store *st)
 	(void)store_flush(st);
 	close_db(st);
 	free(st->dir);
-	free(st->made);
 	free(st->gone);
+	free(st->freef);
 	free(st->path);
 	free(st);
 }
@@ -1275,15 +1317,13 @@ bind_bytes(sqlite3_stmt *s, int col, const void *p, size_t n)
 static int
 put_entry(struct store *st, const unsigned char key[CACHE_KEY_LEN],
     const char *path, const struct store_entry *e, uint64_t size,
-    char tags[][CACHE_TAG_MAX], size_t ntags)
+    char tags[][CACHE_TAG_MAX], size_t ntags, int64_t file)
 {
 	sqlite3_stmt	*s;
-	int64_t		 id, file = 0;
+	int64_t		 id;
 	size_t		 i;
 	int		 ret = -1;
 
-	if (e->body_len >= FILE_MIN)
-		file = file_write(st, e->body, e->body_len);
 	s = st->stmt[S_INSERT];
 	if (sqlite3_bind_blob(s, 1, key, CACHE_KEY_LEN, SQLITE_STATIC) ||
 	    sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC) ||
@@ -1375,7 +1415,7 @@ write_queue(struct store *st, uint64_t *evicted)
 	for (q = st->qhead; q != NULL; q = q->next) {
 		if (drop_key(st, q->key) == -1 ||
 		    put_entry(st, q->key, q->path, &q->e, q->size, q->tags,
-		    q->ntags) == -1)
+		    q->ntags, q->file) == -1)
 			return -1;
 		st->clock++;
 		st->bytes += q->size;
@@ -1400,12 +1440,12 @@ store_flush(struct store *st)
 	if (commit(st, __func__) == -1)
 		goto fail;
 	st->evictions += evicted;
-	queue_clear(st);
+	queue_clear(st, 1);
 	return 0;
  fail:
 	/* a cache: what could not be written is dropped, not retried */
 	st->ntouch = 0;
-	queue_clear(st);
+	queue_clear(st, 0);
 	return -1;
 }
 
@@ -1425,7 +1465,7 @@ store_put(struct store *st, const unsigned char key[CACHE_KEY_LEN],
 	    (st->max_size == 0 || size <= st->max_size);
 
 	if ((q = queue_find(st, key)) != NULL)
-		queue_drop(st, q);
+		queue_drop(st, q, 0);
 	if (!fits) {
 		/* the old version is gone either way: it is out of date */
 		if (begin(st, __func__) == -1)
@@ -1490,10 +1530,10 @@ delete_where(struct store *st, int sum, int del, const char *a1,
 	}
 	sqlite3_reset(d);
 	if (commit(st, fn) == -1) {
-		queue_clear(st);
+		queue_clear(st, 0);
 		return -1;
 	}
-	queue_clear(st);
+	queue_clear(st, 1);
 	st->evictions += evicted;
 	forget(st, n, (int64_t)bytes);
 	return (long)n;
@@ -1501,7 +1541,7 @@ delete_where(struct store *st, int sum, int del, const char *a1,
 	sqlite3_reset(s);
 	sqlite3_reset(d);
 	rollback(st);
-	queue_clear(st);
+	queue_clear(st, 0);
 	return -1;
 }
 
@@ -1565,7 +1605,8 @@ store_purge_all(struct store *st)
 	}
 	n = sqlite3_changes(st->db);
 	sqlite3_reset(d);
-	queue_clear(st);
+	/* written and deleted: the delete reported their files */
+	queue_clear(st, 1);
 	if (commit(st, __func__) == -1)
 		return -1;
 	st->evictions += evicted;
@@ -1575,7 +1616,7 @@ store_purge_all(struct store *st)
 	return n;
  fail:
 	rollback(st);
-	queue_clear(st);
+	queue_clear(st, 0);
 	return -1;
 }
 

@@ -58,7 +58,8 @@ int store_get_fd(struct store *, const unsigned char key[CACHE_KEY_LEN],
 void store_entry_fini(struct store_entry *);
 /*
  * Insert or replace key with e and its tags (path is kept for prefix
- * purges; NULL is "").  The put is copied into a queue in memory and
+ * purges; NULL is "").  The put is copied into a queue in memory (a
+ * body of 16 KiB and more is also written to its file at once) and
  * written by the next store_flush, which the owner calls within 10 ms
  * (or at once when 256 puts or 2 MiB are queued):
  * one transaction for all of them, then one round

@@ -690,7 +690,7 @@ START_TEST(body_files)
 	char			 stray[512], notours[512];
 	struct stat		 sb;
 	size_t			 i;
-	int			 fd;
+	int			 fd, all;
 
 	for (i = 0; i < sizeof(big); i++)
 		big[i] = (unsigned char)(i * 7 + 3);
@@ -732,7 +732,7 @@ START_TEST(body_files)
 	store_entry_fini(&g);
 	store_close(st);
 
-	/* kept over a reopen; strays removed, what is not ours left */
+	/* kept over a reopen; strays emptied, what is not ours left */
 	snprintf(stray, sizeof(stray), "%s/999999", files_dir());
 	snprintf(notours, sizeof(notours), "%s/notes.txt", files_dir());
 	fd = open(stray, O_WRONLY | O_CREAT, 0600);
@@ -742,22 +742,39 @@ START_TEST(body_files)
 	ck_assert_int_eq(write(fd, "notes", 5), 5);
 	ck_assert_int_eq(close(fd), 0);
 	ck_assert_ptr_nonnull(st = store_open(path, 0));
-	ck_assert_int_eq(access(stray, F_OK), -1);
+	ck_assert_int_eq(stat(stray, &sb), 0);
+	ck_assert_int_eq(sb.st_size, 0);
 	ck_assert_int_eq(stat(notours, &sb), 0);
 	ck_assert_int_eq(sb.st_size, 5);
 	ck_assert_int_eq(unlink(notours), 0);
 	ck_assert_int_eq(count_files(), 1);
+	/* the body, the stray and the replaced body's file, emptied */
+	ck_assert_int_eq(all = count_in_dir(1), 3);
 	ck_assert_int_eq(has(st, 1), 1);
-	/* invalidated with its tag: the file goes, an open one keeps it */
+	/*
+	 * Invalidated with its tag while held open: unlinked, never
+	 * emptied or rewritten, so the holder keeps reading its body.
+	 */
 	ck_assert_int_eq(store_get_fd(st, key, &g, &fd), 1);
 	store_entry_fini(&g);
 	ck_assert_int_eq(store_invalidate_tag(st, "public.big"), 1);
-	ck_assert_int_eq(count_in_dir(1), 0);
+	ck_assert_int_eq(count_files(), 0);
+	ck_assert_int_eq(count_in_dir(1), all - 1);
 	ck_assert_int_eq(has(st, 1), 0);
-	/* purged by prefix, and all */
+	/*
+	 * Purged by prefix, held by nobody: emptied and kept; the next
+	 * body takes an emptied file rather than a new one.
+	 */
+	big[1] ^= 0xff;
 	ck_assert_int_eq(store_put(st, key, "/rest/v1/big", &e, tags, 1), 0);
+	ck_assert_int_eq(count_in_dir(1), all - 1);
+	ck_assert_int_eq(store_get(st, key, &g), 1);
+	ck_assert_mem_eq(g.body, big, sizeof(big));
+	store_entry_fini(&g);
 	ck_assert_int_eq(store_purge_prefix(st, "/rest/v1/b"), 1);
-	ck_assert_int_eq(count_in_dir(1), 0);
+	ck_assert_int_eq(count_files(), 0);
+	ck_assert_int_eq(count_in_dir(1), all - 1);
+	big[1] ^= 0xff;
 	/* what was opened before still reads the body it had */
 	memset(buf, 0, sizeof(buf));
 	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 0), (ssize_t)sizeof(big));
@@ -795,6 +812,24 @@ START_TEST(body_files)
 	ck_assert_int_eq(has(st, 1), 0);
 	ck_assert_int_eq(has(st, 3), 1);
 	ck_assert_int_eq(count_files(), 1);
+	store_close(st);
+
+	/*
+	 * A queued put has its file at once; replaced or invalidated
+	 * before the flush, it leaves none behind.
+	 */
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(count_files(), 1);
+	mkkey(9, key);
+	ck_assert_int_eq(store_put(st, key, "/rest/v1/q", &e, tags, 1), 0);
+	ck_assert_int_eq(store_queued(st), 1);
+	ck_assert_int_eq(count_files(), 2);
+	ck_assert_int_eq(store_put(st, key, "/rest/v1/q", &e, tags, 1), 0);
+	ck_assert_int_eq(count_files(), 2);
+	ck_assert_int_eq(store_invalidate_tag(st, "public.big"), 2);
+	ck_assert_int_eq(count_files(), 0);
+	/* emptied files are taken again: the directory does not grow */
+	ck_assert_int_le(count_in_dir(1), all);
 	store_close(st);
 }
 END_TEST
