@@ -26,7 +26,7 @@
 #define STORE_APP_ID	0x53475443	/* application_id, "SGTC" */
 #define BUSY_TIMEOUT_MS	1000
 #define WAL_LIMIT	(64 * 1024 * 1024)	/* journal_size_limit */
-#define PAGE_SIZE	16384		/* for new files; see open_db() */
+#define PAGE_SIZE	4096		/* for new files; see open_db() */
 #define CHECKPOINT_BYTES (8 * 1024 * 1024)	/* WAL size to checkpoint at */
 #define TOUCH_MAX	512		/* LRU updates batched per flush */
 #define EVICT_BATCH	32		/* oldest entries read per round */
@@ -989,10 +989,14 @@ open_db(struct store *st)
 		return OPEN_FAIL;
 	}
 	/*
-	 * 16 KiB pages for a new file (an existing one keeps its own): a
-	 * 64 KiB body is 5 pages instead of 17, so storing, reading and
-	 * evicting it takes a few pread/pwrite calls instead of dozens.
-	 * Only possible before WAL mode writes the header.
+	 * 4 KiB pages for a new file (an existing one keeps its own):
+	 * bodies that would take many pages are files of their own, and
+	 * what is left is small rows and indexes keyed by digests, where
+	 * every insert and eviction dirties a page at random; each such page
+	 * goes to the WAL whole (16 KiB pages, used before body files,
+	 * made a 64 KiB put that evicted 47 small entries cost 2.2 ms,
+	 * 4 KiB pages 1.3 ms).  Only possible before WAL mode writes the
+	 * header.
 	 */
 	snprintf(sql, sizeof(sql), "PRAGMA page_size = %d", PAGE_SIZE);
 	if (sqlite3_exec(st->db, sql, NULL, NULL, NULL) != SQLITE_OK)

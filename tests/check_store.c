@@ -1123,6 +1123,7 @@ START_TEST(page_size)
 {
 	unsigned char	 hdr[18];
 	struct store	*st;
+	sqlite3		*db;
 	FILE		*f;
 
 	ck_assert_ptr_nonnull(st = store_open(path, 0));
@@ -1131,9 +1132,31 @@ START_TEST(page_size)
 	ck_assert_ptr_nonnull(f = fopen(path, "rb"));
 	ck_assert_uint_eq(fread(hdr, 1, sizeof(hdr), f), sizeof(hdr));
 	fclose(f);
-	ck_assert_uint_eq(hdr[16] << 8 | hdr[17], 16384);
+	ck_assert_uint_eq(hdr[16] << 8 | hdr[17], 4096);
 	ck_assert_ptr_nonnull(st = store_open(path, 0));
 	ck_assert_int_eq(has(st, 1), 1);
+	ck_assert_int_eq(store_check(st), 1);
+	store_close(st);
+
+	/* a file that has 16 KiB pages (older versions) keeps them, and works */
+	teardown();
+	setup();
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA page_size = 16384;"
+	    "PRAGMA journal_mode = WAL; CREATE TABLE t (x); DROP TABLE t;",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(put_n(st, 2, "/", 30000, NULL, NULL), 0);
+	ck_assert_int_eq(put_n(st, 3, "/", 3000, NULL, NULL), 0);
+	store_close(st);
+	ck_assert_ptr_nonnull(f = fopen(path, "rb"));
+	ck_assert_uint_eq(fread(hdr, 1, sizeof(hdr), f), sizeof(hdr));
+	fclose(f);
+	ck_assert_uint_eq(hdr[16] << 8 | hdr[17], 16384);
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(has(st, 2), 1);
+	ck_assert_int_eq(has(st, 3), 1);
 	ck_assert_int_eq(store_check(st), 1);
 	store_close(st);
 }
