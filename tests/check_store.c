@@ -1118,47 +1118,53 @@ START_TEST(queue)
 }
 END_TEST
 
-/* a new file gets 16 KiB pages (the header's big-endian bytes 16-17) */
-START_TEST(page_size)
+/* the page size in path's header (big-endian bytes 16-17) */
+static unsigned
+file_page_size(void)
 {
 	unsigned char	 hdr[18];
-	struct store	*st;
-	sqlite3		*db;
 	FILE		*f;
 
-	ck_assert_ptr_nonnull(st = store_open(path, 0));
-	ck_assert_int_eq(put_n(st, 1, "/", 100000, NULL, NULL), 0);
-	store_close(st);
 	ck_assert_ptr_nonnull(f = fopen(path, "rb"));
 	ck_assert_uint_eq(fread(hdr, 1, sizeof(hdr), f), sizeof(hdr));
 	fclose(f);
-	ck_assert_uint_eq(hdr[16] << 8 | hdr[17], 4096);
-	ck_assert_ptr_nonnull(st = store_open(path, 0));
-	ck_assert_int_eq(has(st, 1), 1);
-	ck_assert_int_eq(store_check(st), 1);
-	store_close(st);
+	return (unsigned)(hdr[16] << 8 | hdr[17]);
+}
 
-	/* a file that has 16 KiB pages (older versions) keeps them, and works */
-	teardown();
-	setup();
-	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_exec(db, "PRAGMA page_size = 16384;"
-	    "PRAGMA journal_mode = WAL; CREATE TABLE t (x); DROP TABLE t;",
-	    NULL, NULL, NULL), SQLITE_OK);
-	sqlite3_close(db);
-	ck_assert_ptr_nonnull(st = store_open(path, 0));
-	ck_assert_int_eq(put_n(st, 2, "/", 30000, NULL, NULL), 0);
-	ck_assert_int_eq(put_n(st, 3, "/", 3000, NULL, NULL), 0);
-	store_close(st);
-	ck_assert_ptr_nonnull(f = fopen(path, "rb"));
-	ck_assert_uint_eq(fread(hdr, 1, sizeof(hdr), f), sizeof(hdr));
-	fclose(f);
-	ck_assert_uint_eq(hdr[16] << 8 | hdr[17], 16384);
-	ck_assert_ptr_nonnull(st = store_open(path, 0));
-	ck_assert_int_eq(has(st, 2), 1);
-	ck_assert_int_eq(has(st, 3), 1);
-	ck_assert_int_eq(store_check(st), 1);
-	store_close(st);
+/*
+ * A new file gets 4 KiB pages; one that has 16 KiB pages (made by an
+ * older version) keeps them, and works.
+ */
+START_TEST(page_size)
+{
+	struct store	*st;
+	sqlite3		*db;
+	unsigned	 k, n[2] = { 30000, 3000 };
+	int		 old;
+
+	for (old = 0; old < 2; old++) {
+		teardown();
+		setup();
+		if (old) {
+			ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+			ck_assert_int_eq(sqlite3_exec(db, "PRAGMA page_size ="
+			    " 16384; PRAGMA journal_mode = WAL; CREATE TABLE"
+			    " t (x); DROP TABLE t;", NULL, NULL, NULL),
+			    SQLITE_OK);
+			sqlite3_close(db);
+		}
+		ck_assert_ptr_nonnull(st = store_open(path, 0));
+		for (k = 0; k < 2; k++)
+			ck_assert_int_eq(put_n(st, k, "/", n[k], NULL, NULL),
+			    0);
+		store_close(st);
+		ck_assert_uint_eq(file_page_size(), old ? 16384 : 4096);
+		ck_assert_ptr_nonnull(st = store_open(path, 0));
+		for (k = 0; k < 2; k++)
+			ck_assert_int_eq(has(st, k), 1);
+		ck_assert_int_eq(store_check(st), 1);
+		store_close(st);
+	}
 }
 END_TEST
 
