@@ -187,7 +187,8 @@ struct store {
 	uint64_t	 qbytes;
 
 	/* body files: see schema_v2 */
-	char		*dir;		/* NULL: bodies stay in the database */
+	char		*dir;		/* for messages */
+	int		 dirfd;		/* -1: bodies stay in the database */
 	int64_t		 file_seq;	/* the last file number used */
 	int64_t		*gone;		/* by the open transaction */
 	size_t		 ngone, capgone;
@@ -280,11 +281,11 @@ num_push(int64_t **a, size_t *n, size_t *cap, int64_t v)
 	return 0;
 }
 
-/* the path of body file n */
+/* the name of body file n in the directory */
 static const char *
-file_path(const struct store *st, int64_t n, char *buf, size_t len)
+file_name(int64_t n, char *buf, size_t len)
 {
-	snprintf(buf, len, "%s/%" PRId64, st->dir, n);
+	snprintf(buf, len, "%" PRId64, n);
 	return buf;
 }
 
@@ -305,20 +306,22 @@ file_unheld(int fd)
 static void
 file_unlink(struct store *st, int64_t n)
 {
-	char	path[4096];
+	char	name[32];
 	int	fd, ok = 0;
 
-	file_path(st, n, path, sizeof(path));
-	if (st->nfree < FILE_FREE_MAX && (fd = open(path, O_RDWR |
-	    O_CLOEXEC | O_NOFOLLOW)) != -1) {
+	if (st->dirfd == -1)
+		return;
+	file_name(n, name, sizeof(name));
+	if (st->nfree < FILE_FREE_MAX && (fd = openat(st->dirfd, name,
+	    O_RDWR | O_CLOEXEC | O_NOFOLLOW)) != -1) {
 		ok = file_unheld(fd) && ftruncate(fd, 0) == 0 &&
 		    num_push(&st->freef, &st->nfree, &st->capfree, n) == 0;
 		close(fd);
 		if (ok)
 			return;
 	}
-	if (unlink(path) == -1 && errno != ENOENT)
-		log_warn("%s: unlink %s", __func__, path);
+	if (unlinkat(st->dirfd, name, 0) == -1 && errno != ENOENT)
+		log_warn("%s: unlink %s/%s", __func__, st->dir, name);
 }
 
 /* the open transaction ended: committed, the files of deleted entries go */
@@ -354,27 +357,27 @@ store_gone_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 static int64_t
 file_write(struct store *st, const unsigned char *body, size_t len)
 {
-	char	 path[4096];
-	int64_t	 n;
+	char	 name[32];
+	int64_t	 n = 0;
 	ssize_t	 w;
 	size_t	 off = 0;
 	int	 fd;
 
-	if (st->dir == NULL)
+	if (st->dirfd == -1)
 		return 0;
 	/* an emptied one first (nobody holds it: see file_unlink) */
 	fd = -1;
 	while (fd == -1 && st->nfree > 0) {
 		n = st->freef[--st->nfree];
-		fd = open(file_path(st, n, path, sizeof(path)), O_WRONLY |
-		    O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+		fd = openat(st->dirfd, file_name(n, name, sizeof(name)),
+		    O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
 	}
 	if (fd == -1) {
 		n = st->file_seq + 1;
-		if ((fd = open(file_path(st, n, path, sizeof(path)),
+		if ((fd = openat(st->dirfd, file_name(n, name, sizeof(name)),
 		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
 		    0600)) == -1) {
-			log_warn("%s: %s", __func__, path);
+			log_warn("%s: %s/%s", __func__, st->dir, name);
 			return 0;
 		}
 	}
@@ -387,8 +390,8 @@ file_write(struct store *st, const unsigned char *body, size_t len)
 		off += (size_t)w;
 	}
 	if (close(fd) == -1 || off < len) {
-		log_warn("%s: %s", __func__, path);
-		(void)unlink(path);
+		log_warn("%s: %s/%s", __func__, st->dir, name);
+		(void)unlinkat(st->dirfd, name, 0);
 		return 0;
 	}
 	if (n > st->file_seq)
@@ -400,21 +403,21 @@ file_write(struct store *st, const unsigned char *body, size_t len)
 static int
 file_open(const struct store *st, int64_t n, uint64_t len)
 {
-	char		path[4096];
+	char		name[32];
 	struct stat	sb;
 	int		fd;
 
-	if (st->dir == NULL)
+	if (st->dirfd == -1)
 		return -1;
-	if ((fd = open(file_path(st, n, path, sizeof(path)), O_RDONLY |
-	    O_CLOEXEC | O_NOFOLLOW)) == -1) {
-		log_warn("%s: %s", __func__, path);
+	if ((fd = openat(st->dirfd, file_name(n, name, sizeof(name)),
+	    O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		log_warn("%s: %s/%s", __func__, st->dir, name);
 		return -1;
 	}
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) ||
 	    (uint64_t)sb.st_size != len) {
-		log_warnx("%s: %s: not the %" PRIu64 " bytes stored", __func__,
-		    path, len);
+		log_warnx("%s: %s/%s: not the %" PRIu64 " bytes stored",
+		    __func__, st->dir, name, len);
 		close(fd);
 		return -1;
 	}
@@ -462,10 +465,13 @@ files_open(struct store *st)
 	DIR		*d;
 	struct dirent	*de;
 	long long	 n;
-	int		 rc, ret = -1;
+	int		 rc, dfd = -1, ret = -1;
 
 	free(st->dir);
 	st->dir = NULL;
+	if (st->dirfd != -1)
+		close(st->dirfd);
+	st->dirfd = -1;
 	st->nfree = 0;
 	if (sqlite3_create_function_v2(st->db, "supagate_file_gone", 1,
 	    SQLITE_UTF8, st, store_gone_fn, NULL, NULL, NULL) != SQLITE_OK ||
@@ -486,12 +492,19 @@ files_open(struct store *st)
 		st->dir = NULL;
 		goto out;
 	}
+	/* a real directory of its own, not a link to somewhere else */
 	if ((mkdir(st->dir, 0700) == -1 && errno != EEXIST) ||
-	    (d = opendir(st->dir)) == NULL) {
+	    (st->dirfd = open(st->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+	    O_CLOEXEC)) == -1 ||
+	    (dfd = fcntl(st->dirfd, F_DUPFD_CLOEXEC, 0)) == -1 ||
+	    (d = fdopendir(dfd)) == NULL) {
 		log_warn("%s: %s: bodies stay in the database", __func__,
 		    st->dir);
-		free(st->dir);
-		st->dir = NULL;
+		if (dfd != -1)
+			close(dfd);
+		if (st->dirfd != -1)
+			close(st->dirfd);
+		st->dirfd = -1;
 		ret = 0;
 		goto out;
 	}
@@ -1093,6 +1106,7 @@ store_open(const char *path, uint64_t max_size)
 		free(st);
 		return NULL;
 	}
+	st->dirfd = -1;
 	st->max_size = max_size;
 	if ((r = open_db(st)) == OPEN_CORRUPT) {
 		close_db(st);
@@ -1117,6 +1131,8 @@ store_open(const char *path, uint64_t max_size)
 	return st;
  fail:
 	close_db(st);
+	if (st->dirfd != -1)
+		close(st->dirfd);
 	free(st->dir);
 	free(st->gone);
 	free(st->freef);
@@ -1132,6 +1148,8 @@ store_close(struct store *st)
 		return;
 	(void)store_flush(st);
 	close_db(st);
+	if (st->dirfd != -1)
+		close(st->dirfd);
 	free(st->dir);
 	free(st->gone);
 	free(st->freef);

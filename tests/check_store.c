@@ -834,6 +834,36 @@ START_TEST(body_files)
 }
 END_TEST
 
+/*
+ * A body directory that is a link to somewhere else is not used: the
+ * bodies stay in the database, and nothing is written there.
+ */
+START_TEST(body_dir_link)
+{
+	char		 elsewhere[300];
+	struct store	*st;
+	DIR		*d;
+	struct dirent	*de;
+	int		 n = 0;
+
+	snprintf(elsewhere, sizeof(elsewhere), "%s.elsewhere", path);
+	ck_assert_int_eq(mkdir(elsewhere, 0700), 0);
+	ck_assert_int_eq(symlink(elsewhere, files_dir()), 0);
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(put_n(st, 1, "/rest/v1/big", 40000, NULL, NULL), 0);
+	ck_assert_int_eq(store_flush(st), 0);
+	ck_assert_int_eq(has(st, 1), 1);
+	store_close(st);
+	ck_assert_ptr_nonnull(d = opendir(elsewhere));
+	while ((de = readdir(d)) != NULL)
+		n += de->d_name[0] != '.';
+	closedir(d);
+	ck_assert_int_eq(n, 0);
+	ck_assert_int_eq(unlink(files_dir()), 0);
+	ck_assert_int_eq(rmdir(elsewhere), 0);
+}
+END_TEST
+
 /* a store of schema 1 (bodies in the database only) is taken as is */
 START_TEST(schema_1_upgrade)
 {
@@ -1251,6 +1281,7 @@ store_suite(void)
 	tcase_add_test(tc, queue);
 	tcase_add_test(tc, page_size);
 	tcase_add_test(tc, body_files);
+	tcase_add_test(tc, body_dir_link);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("file");
