@@ -1033,6 +1033,7 @@ front_setup(const struct conf *c)
 	peekmax = (size_t)c->max_header_size;
 	if ((peekbuf = malloc(peekmax)) == NULL)
 		return -1;
+	quiescing = 0;
 	gate_timer.due_ms = -1;
 	evloop_timer_arm(&gate_timer, GATE_SWEEP_MS, gate_sweep_cb, NULL);
 	return 0;
