@@ -100,7 +100,7 @@ unlink_free(struct hot *h, struct hot_ent **pp)
 	free(x);
 }
 
-const struct store_entry *
+struct store_entry *
 hot_get(struct hot *h, const unsigned char key[CACHE_KEY_LEN], int *fd)
 {
 	struct hot_ent	*x;

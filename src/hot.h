@@ -17,9 +17,9 @@ void hot_free(struct hot *);
  * hot_drop, hot_clear or hot_free.  A NULL set holds nothing.  A big
  * body (16 KiB and more) is held in a memory file instead: then body is
  * NULL and *fd is the file (the set's own: dup(2) it to keep it), else
- * *fd is -1.
+ * *fd is -1.  The caller may only update its recency (store_touch()).
  */
-const struct store_entry *hot_get(struct hot *,
+struct store_entry *hot_get(struct hot *,
     const unsigned char key[CACHE_KEY_LEN], int *fd);
 /*
  * Hold a copy of e under key, replacing any older one and dropping the

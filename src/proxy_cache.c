@@ -500,7 +500,7 @@ lookup(struct request *r)
 {
 	struct proxy_cache	*pc = r->cache;
 	struct store_entry	 e;
-	const struct store_entry *he;
+	struct store_entry	*he;
 	int			 hfd, bfd = -1;
 	struct cache_policy	 pol;
 	struct request		*leader;
@@ -511,6 +511,8 @@ lookup(struct request *r)
 	    (he = hot_get(hot, pc->key, &hfd)) != NULL &&
 	    cache_freshness(he->stored_at, entry_policy(he, &pol), now) ==
 	    CACHE_FRESH) {
+		/* the store's LRU must see it: it is the entry kept longest */
+		store_touch(st, he);
 		answer_from(r, he, hfd, NULL, now);
 		metrics.cache_hits++;
 		return PC_ANSWERED;

@@ -608,26 +608,33 @@ flush_touches(struct store *st)
  * WAL, and in time a checkpoint, that holds the loop up).  With one
  * entry the window is 0 and the order is exact.
  */
-static void
+static int64_t
 touch(struct store *st, int64_t id, int64_t last)
 {
 	size_t	 i;
 
+	if ((uint64_t)(st->clock - last) <= st->count / 2)
+		return last;
 	for (i = 0; i < st->ntouch; i++)
 		if (st->touch[i].id == id) {
-			last = st->touch[i].at;
-			break;
+			if ((uint64_t)(st->clock - st->touch[i].at) <=
+			    st->count / 2)
+				return st->touch[i].at;
+			return st->touch[i].at = ++st->clock;
 		}
-	if ((uint64_t)(st->clock - last) <= st->count / 2)
-		return;
-	if (i < st->ntouch) {
-		st->touch[i].at = ++st->clock;
-		return;
-	}
 	st->touch[st->ntouch].id = id;
 	st->touch[st->ntouch].at = ++st->clock;
+	last = st->clock;
 	if (++st->ntouch == TOUCH_MAX)
 		(void)store_flush(st);
+	return last;
+}
+
+void
+store_touch(struct store *st, struct store_entry *e)
+{
+	if (st != NULL && e->id > 0)
+		e->last_access = touch(st, e->id, e->last_access);
 }
 
 static int64_t
@@ -706,6 +713,8 @@ queue_add(struct store *st, const unsigned char key[CACHE_KEY_LEN],
 	q->e.ttl_s = (uint64_t)clamp64(e->ttl_s);
 	q->e.swr_s = (uint64_t)clamp64(e->swr_s);
 	q->e.sie_s = (uint64_t)clamp64(e->sie_s);
+	q->e.id = 0;		/* not a row yet */
+	q->e.last_access = 0;
 	q->size = size;
 	p = (char *)(q + 1);
 	q->tags = (char (*)[CACHE_TAG_MAX])p;
@@ -1292,8 +1301,10 @@ get(struct store *st, const unsigned char key[CACHE_KEY_LEN],
 	ret = 1;
  out:
 	sqlite3_reset(s);
-	if (ret == 1)
-		touch(st, id, last);
+	if (ret == 1) {
+		e->id = id;
+		e->last_access = touch(st, id, last);
+	}
 	if (ret == -2) {
 		drop_broken(st, id, size);
 		ret = 0;

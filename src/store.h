@@ -21,6 +21,9 @@ struct store_entry {
 	uint64_t	 ttl_s;
 	uint64_t	 swr_s;
 	uint64_t	 sie_s;
+	/* the store's own: its row (0: not written yet) and recency */
+	int64_t		 id;
+	int64_t		 last_access;
 };
 
 /*
@@ -83,6 +86,13 @@ int store_put(struct store *, const unsigned char key[CACHE_KEY_LEN],
  * done by store_close and by every call that reads the totals below.
  */
 int store_flush(struct store *);
+/*
+ * Record a use of e, an entry store_get() returned earlier and served
+ * from elsewhere (the memory set): the store's LRU order sees it too,
+ * batched and rate-limited as store_get's own.  An entry deleted since
+ * costs nothing (its id may name a newer row: that row looks used).
+ */
+void store_touch(struct store *, struct store_entry *);
 /* puts waiting for store_flush */
 size_t store_queued(const struct store *);
 /* delete every entry tagged tag; returns how many, -1 on error */

@@ -424,6 +424,45 @@ START_TEST(lru)
 }
 END_TEST
 
+/*
+ * An entry served from elsewhere (the memory set) after store_get() is
+ * kept by store_touch(): without it, it is the one evicted.
+ */
+START_TEST(lru_touch)
+{
+	unsigned char		 key[CACHE_KEY_LEN];
+	struct store_entry	 ea;
+	struct store		*st;
+	int			 touched;
+
+	for (touched = 0; touched < 2; touched++) {
+		teardown();
+		setup();
+		ck_assert_ptr_nonnull(st = store_open(path, 300));
+		ck_assert_int_eq(put_n(st, 'A', "/", 100, NULL, NULL), 0);
+		ck_assert_int_eq(put_n(st, 'B', "/", 100, NULL, NULL), 0);
+		ck_assert_int_eq(put_n(st, 'C', "/", 100, NULL, NULL), 0);
+		ck_assert_int_eq(store_flush(st), 0);
+		mkkey('A', key);
+		ck_assert_int_eq(store_get(st, key, &ea), 1);
+		ck_assert_int_gt(ea.id, 0);
+		/* B and C go; A, read once, is the oldest left */
+		ck_assert_int_eq(put_n(st, 'D', "/", 100, NULL, NULL), 0);
+		ck_assert_int_eq(put_n(st, 'E', "/", 100, NULL, NULL), 0);
+		ck_assert_int_eq(store_flush(st), 0);
+		ck_assert_uint_eq(store_evictions(st), 2);
+		if (touched)
+			store_touch(st, &ea);
+		ck_assert_int_eq(put_n(st, 'F', "/", 100, NULL, NULL), 0);
+		ck_assert_int_eq(store_flush(st), 0);
+		ck_assert_int_eq(has(st, 'D'), !touched);
+		ck_assert_int_eq(has(st, 'A'), touched);
+		store_entry_fini(&ea);
+		store_close(st);
+	}
+}
+END_TEST
+
 START_TEST(lru_many)
 {
 	struct store	*st;
@@ -1274,6 +1313,7 @@ store_suite(void)
 	tcase_add_test(tc, purge_all);
 	tcase_add_test(tc, accounting);
 	tcase_add_test(tc, lru);
+	tcase_add_test(tc, lru_touch);
 	tcase_add_test(tc, lru_many);
 	tcase_add_test(tc, too_big);
 	tcase_add_test(tc, persistence);
