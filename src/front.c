@@ -586,8 +586,10 @@ front_body(struct front *fc)
 			want = fc->body_left < FRONT_IN ?
 			    (size_t)fc->body_left : FRONT_IN;
 			got = recv(fc->fd, fc->in, want, 0);
+			if (got == -1 && errno == EINTR)
+				continue;
 			if (got == -1 && (errno == EAGAIN ||
-			    errno == EWOULDBLOCK || errno == EINTR)) {
+			    errno == EWOULDBLOCK)) {
 				fc->deadline_ms = evloop_now_ms() +
 				    SERVER_CLIENT_TIMEOUT_S * 1000;
 				return 0;
