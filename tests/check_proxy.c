@@ -1871,9 +1871,10 @@ START_TEST(front_body_refused_early)
 END_TEST
 
 /*
- * A cached body of 16 KiB and more is held in a memory file and sent
- * with sendfile(2): by supagate's side, and, on a connection handed to
- * libmicrohttpd, by libmicrohttpd; HEAD sends the length only.
+ * A cached body of 16 KiB and more is a file (the store's own, held open
+ * by the memory set) sent with sendfile(2): by supagate's side, and, on
+ * a connection handed to libmicrohttpd (a chunked body does that), by
+ * libmicrohttpd; HEAD sends the length only.
  */
 START_TEST(big_hit_from_memory_file)
 {
@@ -1881,7 +1882,7 @@ START_TEST(big_hit_from_memory_file)
 	static unsigned char		 want[100000];
 	static const char		 req[] =
 	    "POST /rest/v1/sink HTTP/1.1\r\n" HOST_LINE
-	    "Content-Length: 2\r\n\r\nhi"
+	    "Transfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n"
 	    "GET /rest/v1/bytes?n=100000&t=big HTTP/1.1\r\n" HOST_LINE
 	    "Accept: */*\r\nConnection: close\r\n\r\n";
 	static const char		 head[] =
@@ -1908,7 +1909,7 @@ START_TEST(big_hit_from_memory_file)
 	}
 	/*
 	 * The same hit (with curl's Accept, which is a part of the key)
-	 * through libmicrohttpd, after a request with a body.
+	 * through libmicrohttpd, after a request with a chunked body.
 	 */
 	h_raw(gate.port, req, sizeof(req) - 1, H_RAW_CLOSE, 10000, &rr);
 	ck_assert_ptr_nonnull(r2 = nth_response(rr.buf, 1));
