@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "hot.h"
+#include "util.h"
 
 #define HOT_BUCKETS_MIN	256
 #define HOT_FILE_MIN	(16 * 1024)	/* bodies from here on: memfd */
@@ -175,22 +176,13 @@ second_time(struct hot *h, const unsigned char *key)
 static int
 body_file(const struct store_entry *e)
 {
-	const unsigned char	*p = e->body;
-	size_t			 left = e->body_len;
-	ssize_t			 n;
-	int			 fd;
+	int	fd;
 
 	if ((fd = memfd_create("supagate-hot", MFD_CLOEXEC)) == -1)
 		return -1;
-	while (left > 0) {
-		if ((n = write(fd, p, left)) == -1 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			close(fd);
-			return -1;
-		}
-		p += n;
-		left -= (size_t)n;
+	if (util_write_all(fd, e->body, e->body_len) == -1) {
+		close(fd);
+		return -1;
 	}
 	return fd;
 }

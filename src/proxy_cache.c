@@ -523,10 +523,12 @@ lookup(struct request *r)
 		if (rc == 1 && bfd != -1 && cache_freshness(e.stored_at,
 		    entry_policy(&e, &pol), now) > CACHE_STALE_SWR) {
 			/* kept below for stale-if-error: in memory */
+			if (store_entry_load(&e, bfd) == -1) {
+				store_entry_fini(&e);
+				rc = -1;
+			}
 			close(bfd);
 			bfd = -1;
-			store_entry_fini(&e);
-			rc = store_get(st, pc->key, &e);
 		}
 		if (rc == 1) {
 			switch (cache_freshness(e.stored_at,

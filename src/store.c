@@ -19,6 +19,7 @@
 
 #include "log.h"
 #include "store.h"
+#include "util.h"
 
 #define STORE_SCHEMA	2		/* PRAGMA user_version we write */
 #define FILE_MIN	(16 * 1024)	/* bodies this big go to files */
@@ -359,9 +360,7 @@ file_write(struct store *st, const unsigned char *body, size_t len)
 {
 	char	 name[32];
 	int64_t	 n = 0;
-	ssize_t	 w;
-	size_t	 off = 0;
-	int	 fd;
+	int	 fd, w;
 
 	if (st->dirfd == -1)
 		return 0;
@@ -381,15 +380,8 @@ file_write(struct store *st, const unsigned char *body, size_t len)
 			return 0;
 		}
 	}
-	while (off < len) {
-		if ((w = write(fd, body + off, len - off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		off += (size_t)w;
-	}
-	if (close(fd) == -1 || off < len) {
+	w = util_write_all(fd, body, len);
+	if (close(fd) == -1 || w == -1) {
 		log_warn("%s: %s/%s", __func__, st->dir, name);
 		(void)unlinkat(st->dirfd, name, 0);
 		return 0;
@@ -424,28 +416,29 @@ file_open(const struct store *st, int64_t n, uint64_t len)
 	return fd;
 }
 
-/* read len bytes of fd into a new NUL-terminated buffer; NULL on error */
-static unsigned char *
-file_slurp(int fd, size_t len)
+int
+store_entry_load(struct store_entry *e, int fd)
 {
 	unsigned char	*p;
-	size_t		 off = 0;
+	size_t		 off = 0, len = e->body_len;
 	ssize_t		 r;
 
 	if (len == SIZE_MAX || (p = malloc(len + 1)) == NULL)
-		return NULL;
+		return -1;
 	while (off < len) {
 		if ((r = pread(fd, p + off, len - off, (off_t)off)) == -1 &&
 		    errno == EINTR)
 			continue;
 		if (r <= 0) {
 			free(p);
-			return NULL;
+			return -1;
 		}
 		off += (size_t)r;
 	}
 	p[len] = '\0';
-	return p;
+	free(e->body);
+	e->body = p;
+	return 0;
 }
 
 static int	 bsearch_num(const int64_t *, size_t, int64_t);
@@ -1102,6 +1095,20 @@ move_aside(const char *path)
 	return 0;
 }
 
+/* close the database and release st */
+static void
+store_free(struct store *st)
+{
+	close_db(st);
+	if (st->dirfd != -1)
+		close(st->dirfd);
+	free(st->dir);
+	free(st->gone);
+	free(st->freef);
+	free(st->path);
+	free(st);
+}
+
 struct store *
 store_open(const char *path, uint64_t max_size)
 {
@@ -1139,14 +1146,7 @@ store_open(const char *path, uint64_t max_size)
 	}
 	return st;
  fail:
-	close_db(st);
-	if (st->dirfd != -1)
-		close(st->dirfd);
-	free(st->dir);
-	free(st->gone);
-	free(st->freef);
-	free(st->path);
-	free(st);
+	store_free(st);
 	return NULL;
 }
 
@@ -1156,14 +1156,7 @@ store_close(struct store *st)
 	if (st == NULL)
 		return;
 	(void)store_flush(st);
-	close_db(st);
-	if (st->dirfd != -1)
-		close(st->dirfd);
-	free(st->dir);
-	free(st->gone);
-	free(st->freef);
-	free(st->path);
-	free(st);
+	store_free(st);
 }
 
 /* copy a column's bytes, NUL-terminated; NULL when out of memory */
@@ -1288,9 +1281,9 @@ get(struct store *st, const unsigned char key[CACHE_KEY_LEN],
 		if (fd != NULL)
 			*fd = bfd;
 		else {
-			e->body = file_slurp(bfd, e->body_len);
+			rc = store_entry_load(e, bfd);
 			close(bfd);
-			if (e->body == NULL) {
+			if (rc == -1) {
 				log_warn("%s: body file %" PRId64, __func__,
 				    file);
 				store_entry_fini(e);

@@ -33,8 +33,8 @@ struct store_entry {
  * more.  Bodies of 16 KiB and more are files of their own in path.d/
  * (files no entry names are removed here).  A file that is not a
  * database, fails PRAGMA quick_check or has a newer schema is moved
- * aside to path.corrupt-<time> (its WAL with it) and a new one created.  Another application's SQLite
- * database is left alone.  NULL on failure (logged): the path cannot be
+ * aside to path.corrupt-<time> (its WAL with it) and a new one created.
+ * Another application's SQLite database is left alone.  NULL on failure (logged): the path cannot be
  * opened, is not a regular file, is someone else's database.
  */
 struct store *store_open(const char *path, uint64_t max_size);
@@ -58,6 +58,11 @@ int store_get(struct store *, const unsigned char key[CACHE_KEY_LEN],
  */
 int store_get_fd(struct store *, const unsigned char key[CACHE_KEY_LEN],
     struct store_entry *e, int *fd);
+/*
+ * Read e's body from fd (as store_get_fd gave it) into e->body, NUL
+ * after it; 0, or -1 (e unchanged)
+ */
+int store_entry_load(struct store_entry *, int fd);
 void store_entry_fini(struct store_entry *);
 /*
  * Insert or replace key with e and its tags (path is kept for prefix
