@@ -28,7 +28,6 @@ struct sreq {
 	unsigned		 magic;
 	struct request		*r;
 	struct MHD_Connection	*conn;
-	struct peer		*peer;
 	int			 begun;
 	int			 body_ended;
 	int			 suspended;
