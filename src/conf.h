@@ -118,6 +118,7 @@ struct conf {
 	uint64_t		storage_max_body_size;	/* default 5G */
 	uint64_t		max_connections;	/* default 1024 */
 	uint64_t		max_connections_per_peer; /* default 256 */
+	uint64_t		busy_poll_us;	/* default 50 */
 	int			cache_off;	/* "cache off" */
 	int			access_log_off;	/* "access-log off" */
 	uint64_t		cache_max_size;

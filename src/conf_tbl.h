@@ -97,6 +97,8 @@ CONF_V("max-connections", CT_UINT, 0, 1, 1000000.0, "1024",
 CONF_V("max-connections-per-peer", CT_UINT, 0, 1, 1000000.0, "256",
     max_connections_per_peer, NULL,
     "connections per address with a request in progress")
+CONF_V("busy-poll", CT_UINT, 0, 0, 1000, "50", busy_poll_us, NULL,
+    "microseconds to poll before sleeping while busy; 0: off")
 CONF_V("cache-max-size", CT_SIZE, 0, 0, 1099511627776.0, "256M",
     cache_max_size, NULL, "cache database size limit")
 CONF_V("cache-max-object", CT_SIZE, 0, 0, 1073741824.0, "1M",

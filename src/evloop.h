@@ -41,6 +41,9 @@ int evloop_hook(evloop_hook_cb *, void *arg);
 int evloop_signals(evloop_signal_cb *, void *arg);
 /* run until evloop_stop(); a later call runs again */
 int evloop_run(void);
+/* poll up to max_us before sleeping while events come that often; 0: off */
+void evloop_busy_poll(int64_t max_us);
+int64_t evloop_busy_poll_window(void);	/* the current poll, us */
 void evloop_stop(void);
 
 #endif

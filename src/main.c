@@ -100,6 +100,7 @@ reload(void)
 	} else {
 		proxy_set_conf(c);
 		(void)jwks_setup(c);
+		evloop_busy_poll((int64_t)c->busy_poll_us);
 		conf_unref(c);
 		metrics.reloads++;
 		log_info("configuration reloaded (listen addresses and limits "
@@ -215,6 +216,7 @@ main(int argc, char *argv[])
 	(void)proxy_cache_setup(c);
 	if (server_setup(c) != 0)
 		fatalx("cannot listen");
+	evloop_busy_poll((int64_t)c->busy_poll_us);
 	conf_unref(c);
 	log_info("%s %s ready", PACKAGE_NAME, PACKAGE_VERSION);
 	notify("READY=1");

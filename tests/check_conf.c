@@ -263,6 +263,7 @@ START_TEST(defaults)
 	ck_assert(c->storage_max_body_size == 5368709120ULL);
 	ck_assert(c->max_connections == 1024);
 	ck_assert(c->max_connections_per_peer == 256);
+	ck_assert(c->busy_poll_us == 50);
 	ck_assert(c->cache_max_size == 268435456);
 	ck_assert(c->cache_max_object == 1048576);
 	ck_assert(c->sign_reuse_share == 0.5);
@@ -327,6 +328,7 @@ START_TEST(good_values)
 	    "storage-max-body-size 1G\n"
 	    "max-connections 10\n"
 	    "max-connections-per-peer 2\n"
+	    "busy-poll 0\n"
 	    "cache-max-size 1G\n"
 	    "cache-max-object 64k\n"
 	    "sign-reuse-share 1\n");
@@ -386,6 +388,7 @@ START_TEST(good_values)
 	ck_assert(c->max_body_size == 100 << 20);
 	ck_assert(c->max_connections == 10);
 	ck_assert(c->max_connections_per_peer == 2);
+	ck_assert(c->busy_poll_us == 0);
 	ck_assert(c->cache_max_object == 65536);
 	ck_assert(c->sign_reuse_share == 1.0);
 	dump(c);
@@ -485,6 +488,9 @@ static const struct {
 	{ "max-connections 0", "out of range" },
 	{ "max-connections 1k", "bad value" },
 	{ "max-connections-per-peer -1", "bad value" },
+	{ "busy-poll 1001", "out of range" },
+	{ "busy-poll 50us", "bad value" },
+	{ "busy-poll -5", "bad value" },
 	{ "cache-max-size lots", "bad value" },
 	{ "cache-max-object 2G", "out of range" },
 	{ "sign-reuse-share 1.5", "out of range" },
@@ -1012,7 +1018,7 @@ START_TEST(dump_all_keywords)
 		"allow-host", "upstream-timeout", "functions-timeout",
 		"connect-timeout", "max-header-size", "max-body-size",
 		"storage-max-body-size", "max-connections",
-		"max-connections-per-peer", "cache-max-size",
+		"max-connections-per-peer", "busy-poll", "cache-max-size",
 		"cache-max-object", "sign-reuse-share",
 	};
 	struct conf	*c;

@@ -1,13 +1,18 @@
-# tests/unit.mk: unit tests for conf, crypto, json, jwt and jwk, and the
+# tests/unit.mk: unit tests for conf, evloop, json, jwt and jwk, and the
 # doc-drift test
 if HAVE_CHECK
-check_PROGRAMS += tests/check_conf tests/check_json tests/check_jwt \
-	tests/check_jwk
-TESTS += tests/check_conf tests/check_json tests/check_jwt tests/check_jwk
+check_PROGRAMS += tests/check_conf tests/check_evloop tests/check_json \
+	tests/check_jwt tests/check_jwk
+TESTS += tests/check_conf tests/check_evloop tests/check_json \
+	tests/check_jwt tests/check_jwk
 
 tests_check_conf_SOURCES = tests/check_conf.c
 tests_check_conf_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_conf_LDADD = $(SUPAGATE_LIBS) $(CHECK_LIBS)
+
+tests_check_evloop_SOURCES = tests/check_evloop.c
+tests_check_evloop_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_check_evloop_LDADD = $(SUPAGATE_LIBS) $(CHECK_LIBS)
 
 tests_check_json_SOURCES = tests/check_json.c
 tests_check_json_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
