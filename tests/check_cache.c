@@ -12,6 +12,7 @@
 #include "buf.h"
 #include "cache.h"
 #include "crypto.h"
+#include "ck_run.h"
 
 #define TIMEOUT_S	30
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
@@ -1433,14 +1434,7 @@ cache_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
 	if (crypto_setup() == -1)
 		return EXIT_FAILURE;
-	sr = srunner_create(cache_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ck_run(cache_suite());
 }

@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "crypto.h"
 #include "jwk.h"
+#include "ck_run.h"
 
 #define BASE	"upstream http://127.0.0.1:1\nanon-key-file anon\n"
 #define PUB	"sb_publishable_test0123456789"
@@ -1150,14 +1151,7 @@ conf_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 nfail;
-
 	if (crypto_setup() == -1)
 		return 1;
-	sr = srunner_create(conf_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nfail = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return nfail == 0 ? 0 : 1;
+	return ck_run(conf_suite());
 }

@@ -21,6 +21,7 @@
 #include <check.h>
 
 #include "harness.h"
+#include "ck_run.h"
 
 static struct h_proc	 up;		/* fakeup for the whole binary */
 static const char	*gate_bin;
@@ -340,8 +341,7 @@ suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
+	int	status;
 
 	h_init();
 	gate_bin = getenv("SUPAGATE_BIN");
@@ -351,10 +351,7 @@ main(void)
 	}
 	if (h_fakeup_start(&up) == -1)
 		return EXIT_FAILURE;
-	sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	status = ck_run(suite());
 	h_stop(&up, 5000, NULL);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return status;
 }

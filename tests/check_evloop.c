@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "evloop.h"
+#include "ck_run.h"
 
 static struct evloop_timer	tm[3], stop_tm;
 static int			order[3], norder;
@@ -204,12 +205,5 @@ evloop_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 nfail;
-
-	sr = srunner_create(evloop_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nfail = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return nfail == 0 ? 0 : 1;
+	return ck_run(evloop_suite());
 }

@@ -11,6 +11,7 @@
 #include <check.h>
 
 #include "gate.h"
+#include "ck_run.h"
 
 #define TIMEOUT_S	30
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
@@ -829,12 +830,5 @@ gate_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	sr = srunner_create(gate_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ck_run(gate_suite());
 }

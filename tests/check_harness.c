@@ -9,6 +9,7 @@
 #include <check.h>
 
 #include "harness.h"
+#include "ck_run.h"
 
 static struct h_proc	up;
 
@@ -266,13 +267,6 @@ suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
 	h_init();
-	sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ck_run(suite());
 }

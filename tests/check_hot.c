@@ -12,6 +12,7 @@
 #include "cache.h"
 #include "hot.h"
 #include "store.h"
+#include "ck_run.h"
 
 #define TIMEOUT_S	30
 
@@ -273,11 +274,5 @@ hot_suite(void)
 int
 main(void)
 {
-	SRunner	*sr = srunner_create(hot_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ck_run(hot_suite());
 }

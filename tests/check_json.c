@@ -9,6 +9,7 @@
 #include <check.h>
 
 #include "json.h"
+#include "ck_run.h"
 
 static struct json *
 parse(const char *s)
@@ -262,12 +263,5 @@ json_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 nfail;
-
-	sr = srunner_create(json_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nfail = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return nfail == 0 ? 0 : 1;
+	return ck_run(json_suite());
 }

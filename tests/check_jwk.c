@@ -18,6 +18,7 @@
 #include "pk.h"
 
 #include "data/jwks/vectors.h"
+#include "ck_run.h"
 
 #define NOW	1764000100
 
@@ -554,11 +555,5 @@ jwk_suite(void)
 int
 main(void)
 {
-	SRunner	*sr = srunner_create(jwk_suite());
-	int	 nfail;
-
-	srunner_run_all(sr, CK_NORMAL);
-	nfail = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return nfail == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ck_run(jwk_suite());
 }

@@ -9,6 +9,7 @@
 
 #include "crypto.h"
 #include "jwt.h"
+#include "ck_run.h"
 
 static const char	secret[] =
     "super-secret-jwt-token-with-at-least-32-chars";
@@ -269,14 +270,7 @@ jwt_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 nfail;
-
 	if (crypto_setup() == -1)
 		return 1;
-	sr = srunner_create(jwt_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nfail = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return nfail == 0 ? 0 : 1;
+	return ck_run(jwt_suite());
 }

@@ -15,6 +15,7 @@
 #include "conf.h"
 #include "crypto.h"
 #include "policy.h"
+#include "ck_run.h"
 
 #define TIMEOUT_S	10
 #define NELEM(a)	(sizeof(a) / sizeof((a)[0]))
@@ -1267,12 +1268,5 @@ policy_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
-
-	sr = srunner_create(policy_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ck_run(policy_suite());
 }

@@ -20,6 +20,7 @@
 #include <check.h>
 #include <curl/curl.h>
 
+#include "ck_run.h"
 #include "harness.h"
 
 #include "data/jwks/vectors.h"
@@ -2142,18 +2143,14 @@ unused_port(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 failed;
+	int	status;
 
 	h_init();
 	dead_port = unused_port();
 	gate.pid = -1;
 	if (h_fakeup_start(&up) == -1)
 		return EXIT_FAILURE;
-	sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	status = ck_run(suite());
 	h_stop(&up, 5000, NULL);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return status;
 }

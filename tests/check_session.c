@@ -27,6 +27,7 @@
 #include "metrics.h"
 #include "session.h"
 #include "upstream.h"
+#include "ck_run.h"
 
 #define EMAIL		"sess@example.com"
 #define PASSWORD	"correct-horse-battery"
@@ -1081,15 +1082,8 @@ session_suite(void)
 int
 main(void)
 {
-	SRunner	*sr;
-	int	 nfail;
-
 	log_init(getenv("SESSION_DEBUG") != NULL);
 	if (crypto_setup() != 0)
 		return 1;
-	sr = srunner_create(session_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	nfail = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return nfail == 0 ? 0 : 1;
+	return ck_run(session_suite());
 }

@@ -52,6 +52,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ck_run.h"
 #include "harness.h"
 
 #define EMAIL		"e2e@example.com"
@@ -1689,7 +1690,7 @@ main(void)
 		    h_stack.auth_url[0] == '\0'))
 			stack_err = "stack.env lacks REST_URL or AUTH_URL";
 	}
-	nfail = h_run_suite(e2e_suite());
+	nfail = ck_run(e2e_suite()) != EXIT_SUCCESS;
 	h_stack.failed = nfail != 0;
 	return nfail == 0 ? 0 : 1;
 }

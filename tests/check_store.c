@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "ck_run.h"
 
 #define TIMEOUT_S	30
 #define CRASH_ROUNDS	20
@@ -1347,11 +1348,5 @@ store_suite(void)
 int
 main(void)
 {
-	SRunner	*sr = srunner_create(store_suite());
-	int	 failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return ck_run(store_suite());
 }

@@ -27,6 +27,8 @@ tests_check_jwk_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 tests_check_jwk_LDADD = $(SUPAGATE_LIBS) $(CHECK_LIBS)
 endif
 
+EXTRA_DIST += tests/ck_run.h
+
 dist_check_SCRIPTS += tests/check_docs.sh
 TESTS += tests/check_docs.sh
 EXTRA_DIST += tests/data/jwks/gen-jwks.mjs \

@@ -36,6 +36,7 @@
 #include <cJSON.h>
 #include <sodium.h>
 
+#include "../ck_run.h"
 #include "harness.h"
 
 #define START_TRIES	400	/* x 25 ms: how long a process may take */
@@ -1510,34 +1511,22 @@ h_stack_jwt(char *out, size_t n, const char *sub, const char *email,
 /* ---- Check ----------------------------------------------------------- */
 
 int
-h_run_suite(Suite *s)
-{
-	SRunner	*sr = srunner_create(s);
-	int	 nfailed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	nfailed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return nfailed;
-}
-
-int
 h_fakeup_main(struct h_proc *up, Suite *(*mk)(void))
 {
-	int	failed;
+	int	status;
 
 	h_init();
 	if (h_fakeup_start(up) == -1)
 		return EXIT_FAILURE;
-	failed = h_run_suite(mk());
+	status = ck_run(mk());
 	h_stop(up, 5000, NULL);
-	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	return status;
 }
 
 int
 h_stack_main(void (*setup)(void), Suite *(*mk)(void))
 {
 	setup();
-	h_stack.failed = h_run_suite(mk()) != 0;
+	h_stack.failed = ck_run(mk()) != EXIT_SUCCESS;
 	return h_stack.failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

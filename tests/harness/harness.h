@@ -272,8 +272,6 @@ int h_read_secret(const char *path, char *buf, size_t n);
 
 /* Check */
 struct Suite;
-/* run the suite (CK_NORMAL) and free it; how many tests failed */
-int h_run_suite(struct Suite *);
 /*
  * The main() of a suite against one fakeup: start up, run the suite mk
  * makes, stop up.  EXIT_SUCCESS if every test passed.
