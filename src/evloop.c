@@ -42,16 +42,26 @@ static void		*sig_arg;
  * Polling before sleeping.  On a virtual machine a sleeping CPU is halted,
  * and waking it costs more than a loopback round trip: when events keep
  * arriving within poll_max_us of each other, asking epoll again (and
- * yielding to whoever else is runnable) for up to poll_us before blocking
- * answers sooner and spends less CPU than sleeping.  poll_us adapts the
- * way Linux's haltpoll governor does: it grows while a longer poll would
- * have caught the wake-up, halves when the wait outlasted poll_max_us, so
- * an idle or slowly used daemon does not poll at all.
+ * yielding to whoever else is runnable) for that long before blocking
+ * answers sooner and spends less CPU than sleeping.
+ *
+ * Polling starts when a blocking wait ended with an event within twice
+ * the limit (the wait includes the wake-up polling saves), and stops
+ * after POLL_MISSES polls in a row caught nothing.  Each time polling
+ * stops without having caught anything, the next start waits for twice
+ * as many such short waits (up to POLL_BACKOFF_MAX), so traffic whose
+ * gaps sit just past the limit costs next to nothing; one catch resets
+ * that.  An idle or slowly used daemon never polls.
  */
-#define POLL_GROW_START_US	10
+#define POLL_MISSES		4
+#define POLL_BACKOFF_MAX	1024
 
 static int64_t		 poll_max_us;
-static int64_t		 poll_us;
+static int		 polling;	/* polling now */
+static int		 poll_caught;	/* something caught since it started */
+static int		 poll_misses;	/* polls in a row that caught nothing */
+static int		 poll_backoff;	/* short waits needed to start again */
+static int		 poll_skip;	/* short waits still to see */
 
 static int64_t
 now_us(void)
@@ -72,13 +82,14 @@ void
 evloop_busy_poll(int64_t max_us)
 {
 	poll_max_us = max_us > 0 ? max_us : 0;
-	poll_us = 0;
+	polling = poll_caught = poll_misses = 0;
+	poll_backoff = poll_skip = 0;
 }
 
 int64_t
 evloop_busy_poll_window(void)
 {
-	return poll_us;
+	return polling ? poll_max_us : 0;
 }
 
 /* epoll_wait() for up to wait_ms, polling first while that pays */
@@ -91,26 +102,42 @@ wait_events(struct epoll_event *evs, int nevs, int64_t wait_ms)
 	if (poll_max_us == 0 || wait_ms <= 0)
 		return epoll_wait(epfd, evs, nevs, (int)wait_ms);
 	t0 = now_us();
-	spin = poll_us < wait_ms * 1000 ? poll_us : wait_ms * 1000;
-	if (spin > 0) {
+	if (polling) {
+		spin = poll_max_us < wait_ms * 1000 ? poll_max_us :
+		    wait_ms * 1000;
 		do {
-			if ((n = epoll_wait(epfd, evs, nevs, 0)) != 0)
-				return n;	/* caught while polling */
+			if ((n = epoll_wait(epfd, evs, nevs, 0)) != 0) {
+				if (n > 0) {
+					poll_caught = 1;
+					poll_misses = 0;
+					poll_backoff = 0;
+				}
+				return n;
+			}
 			sched_yield();
 		} while ((waited = now_us() - t0) < spin);
 		wait_ms -= waited / 1000;
+		if (++poll_misses >= POLL_MISSES) {
+			polling = 0;
+			if (!poll_caught) {
+				poll_backoff = poll_backoff == 0 ? 1 :
+				    poll_backoff * 2;
+				if (poll_backoff > POLL_BACKOFF_MAX)
+					poll_backoff = POLL_BACKOFF_MAX;
+			}
+			poll_skip = poll_backoff;
+		}
+		return epoll_wait(epfd, evs, nevs, (int)wait_ms);
 	}
 	n = epoll_wait(epfd, evs, nevs, (int)wait_ms);
 	waited = now_us() - t0;
-	if (n > 0 && waited <= poll_max_us) {
-		/* polling longer would have caught it */
-		poll_us = poll_us == 0 ? POLL_GROW_START_US : poll_us * 2;
-		if (poll_us > poll_max_us)
-			poll_us = poll_max_us;
-	} else if (waited > poll_max_us) {
-		poll_us /= 2;
-		if (poll_us < POLL_GROW_START_US)
-			poll_us = 0;
+	if (n > 0 && waited <= 2 * poll_max_us) {
+		if (poll_skip > 0)
+			poll_skip--;
+		else {
+			polling = 1;
+			poll_caught = poll_misses = 0;
+		}
 	}
 	return n;
 }

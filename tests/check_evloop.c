@@ -1,9 +1,9 @@
 /*
  * check_evloop: the event loop's timers, descriptor watches and the
  * adaptive poll before sleeping (busy-poll).  Nothing here asserts a
- * duration: the poll window is checked only for what it must do when
- * events come back to back (grow, never past the limit), when waits are
- * long (fall back to zero) and when polling is off (stay zero).
+ * duration: polling is checked only for what it must do when events come
+ * back to back (start, at the limit), when waits are long (stop), when
+ * events come back to back again (start again) and when it is off.
  */
 #include "config.h"
 
@@ -118,9 +118,10 @@ START_TEST(busy_poll_off_stays_off)
 END_TEST
 
 /*
- * Events back to back: the loop would have caught each by polling, so the
- * window grows (within the limit).  Then only a timer every 5 ms, far
- * longer than the 1000 us limit: the window halves each time down to 0.
+ * Events back to back: a blocking wait ends at once, so polling starts,
+ * at the limit.  Then only a timer every 5 ms, far longer than the
+ * 1000 us limit: the polls catch nothing and polling stops.  Events back
+ * to back again: it starts again (after the back-off of one short wait).
  */
 static int	ntick;
 
@@ -134,54 +135,54 @@ tick_cb(void *arg)
 		evloop_timer_arm(&tm[0], 5, tick_cb, NULL);
 }
 
-START_TEST(busy_poll_grows_then_falls_back)
+static void
+run_ready(int n)
 {
 	int	fd;
 
-	ck_assert_int_eq(evloop_setup(), 0);
-	evloop_busy_poll(1000);
-	ck_assert_int_eq(evloop_busy_poll_window(), 0);
 	nready = 0;
-	ready_limit = 2000;
+	ready_limit = n;
 	max_window = 0;
 	fd = ready_fd();
 	evloop_timer_arm(&stop_tm, 5000, stop_cb, NULL);
 	ck_assert_int_eq(evloop_run(), 0);
-	ck_assert_int_eq(nready, 2000);
-	ck_assert_int_gt(max_window, 0);
-	ck_assert_int_le(max_window, 1000);
-
-	/* no more events: only long waits */
-	evloop_unwatch(fd);
+	ck_assert_int_eq(nready, n);
 	evloop_timer_disarm(&stop_tm);
-	ntick = 0;
-	evloop_timer_arm(&tm[0], 5, tick_cb, NULL);
-	ck_assert_int_eq(evloop_run(), 0);
-	ck_assert_int_eq(ntick, 16);
-	ck_assert_int_eq(evloop_busy_poll_window(), 0);
+	evloop_unwatch(fd);
 	close(fd);
+}
+
+START_TEST(busy_poll_starts_stops_starts)
+{
+	int	round;
+
+	ck_assert_int_eq(evloop_setup(), 0);
+	evloop_busy_poll(1000);
+	ck_assert_int_eq(evloop_busy_poll_window(), 0);
+	for (round = 0; round < 2; round++) {
+		run_ready(200);
+		ck_assert_int_eq(max_window, 1000);
+
+		/* no more events: only long waits */
+		ntick = 0;
+		evloop_timer_arm(&tm[0], 5, tick_cb, NULL);
+		ck_assert_int_eq(evloop_run(), 0);
+		ck_assert_int_eq(ntick, 16);
+		ck_assert_int_eq(evloop_busy_poll_window(), 0);
+	}
 	evloop_teardown();
 }
 END_TEST
 
 START_TEST(busy_poll_limit_is_kept)
 {
-	int	fd, i;
-
 	ck_assert_int_eq(evloop_setup(), 0);
-	/* a limit below the first step is still a limit */
-	for (i = 0; i < 2; i++) {
-		evloop_busy_poll(i == 0 ? 4 : 1000);
-		nready = 0;
-		ready_limit = 500;
-		max_window = 0;
-		fd = ready_fd();
-		evloop_timer_arm(&stop_tm, 5000, stop_cb, NULL);
-		ck_assert_int_eq(evloop_run(), 0);
-		ck_assert_int_le(max_window, i == 0 ? 4 : 1000);
-		evloop_unwatch(fd);
-		close(fd);
-	}
+	evloop_busy_poll(4);
+	run_ready(200);
+	ck_assert_int_eq(max_window, 4);
+	evloop_busy_poll(-3);		/* negative: off */
+	run_ready(200);
+	ck_assert_int_eq(max_window, 0);
 	evloop_teardown();
 }
 END_TEST
@@ -196,7 +197,7 @@ evloop_suite(void)
 	tcase_add_test(tc, timers_fire_in_due_order);
 	tcase_add_test(tc, watch_is_called_until_unwatched);
 	tcase_add_test(tc, busy_poll_off_stays_off);
-	tcase_add_test(tc, busy_poll_grows_then_falls_back);
+	tcase_add_test(tc, busy_poll_starts_stops_starts);
 	tcase_add_test(tc, busy_poll_limit_is_kept);
 	suite_add_tcase(s, tc);
 	return s;
