@@ -77,11 +77,15 @@ void
 proxy_cache_flush(void)
 {
 	flush_due = -1;
-	if (st != NULL && store_queued(st) > 0) {
-		(void)store_flush(st);
-		metrics.cache_bytes = (int64_t)store_bytes(st);
-		metrics.cache_evictions = (int64_t)store_evictions(st);
-	}
+	if (st == NULL)
+		return;
+	/*
+	 * Always read back: a put that fills the queue writes it at once
+	 * (store_put), and that write's bytes and evictions count too.
+	 */
+	(void)store_flush(st);
+	metrics.cache_bytes = (int64_t)store_bytes(st);
+	metrics.cache_evictions = (int64_t)store_evictions(st);
 }
 
 static int64_t
