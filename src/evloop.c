@@ -215,6 +215,19 @@ evloop_unwatch(int fd)
 	memset(&watches[fd], 0, sizeof(watches[fd]));
 }
 
+/*
+ * The caller closes fd right after this and holds no duplicate of it
+ * (supagate never forks or dups): closing removes it from the epoll set,
+ * so only the watch is dropped, without an epoll_ctl() call.
+ */
+void
+evloop_forget(int fd)
+{
+	if (fd < 0 || fd >= EVLOOP_MAXFD)
+		return;
+	memset(&watches[fd], 0, sizeof(watches[fd]));
+}
+
 void
 evloop_timer_disarm(struct evloop_timer *t)
 {

@@ -31,6 +31,8 @@ int64_t evloop_wall_s(void);
 /* watch fd for EVLOOP_IN/OUT; replaces an earlier registration */
 int evloop_watch(int fd, unsigned events, evloop_fd_cb *, void *arg);
 void evloop_unwatch(int fd);
+/* unwatch an fd about to be closed, of which no duplicate exists */
+void evloop_forget(int fd);
 /* arm (or re-arm) a timer to fire after ms; a timer fires once */
 void evloop_timer_arm(struct evloop_timer *, int64_t ms, evloop_timer_cb *,
     void *arg);

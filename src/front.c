@@ -154,7 +154,7 @@ front_close(struct front *fc)
 		server_sreq_free(fc->s);
 	}
 	if (fc->fd != -1) {
-		evloop_unwatch(fc->fd);
+		evloop_forget(fc->fd);
 		close(fc->fd);
 	}
 	server_peer_put(fc->peer);

@@ -98,6 +98,34 @@ START_TEST(watch_is_called_until_unwatched)
 }
 END_TEST
 
+/* a forgotten, closed fd: its number can be watched again at once */
+START_TEST(forget_then_close_frees_the_number)
+{
+	int	fd, fd2;
+
+	ck_assert_int_eq(evloop_setup(), 0);
+	evloop_busy_poll(0);
+	fd = ready_fd();
+	evloop_forget(fd);
+	close(fd);
+	/* nothing is called for it any more */
+	nready = 0;
+	ready_limit = 1;
+	evloop_timer_arm(&stop_tm, 5, stop_cb, NULL);
+	ck_assert_int_eq(evloop_run(), 0);
+	ck_assert_int_eq(nready, 0);
+	/* the lowest free number is fd's again: watching it works */
+	fd2 = ready_fd();
+	ck_assert_int_eq(fd2, fd);
+	evloop_timer_arm(&stop_tm, 5000, stop_cb, NULL);
+	ck_assert_int_eq(evloop_run(), 0);
+	ck_assert_int_eq(nready, 1);
+	evloop_unwatch(fd2);
+	close(fd2);
+	evloop_teardown();
+}
+END_TEST
+
 START_TEST(busy_poll_off_stays_off)
 {
 	int	fd;
@@ -196,6 +224,7 @@ evloop_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, timers_fire_in_due_order);
 	tcase_add_test(tc, watch_is_called_until_unwatched);
+	tcase_add_test(tc, forget_then_close_frees_the_number);
 	tcase_add_test(tc, busy_poll_off_stays_off);
 	tcase_add_test(tc, busy_poll_starts_stops_starts);
 	tcase_add_test(tc, busy_poll_limit_is_kept);
