@@ -47,6 +47,7 @@ struct proxy_cache {
 	struct sbuf		 body;
 	struct cache_policy	 policy;
 	struct store_entry	 stale;		/* for stale-if-error */
+	int			 stale_fd;	/* its body file, or -1 */
 	int			 have_stale;
 	char			 write_tag[CACHE_TAG_MAX];
 	int			 write;		/* 1 table write, 2 POST rpc */
@@ -456,14 +457,7 @@ answer_from(struct request *r, const struct store_entry *e, int fd,
 	r->cache_result = detail == NULL ? "HIT" : "STALE";
 }
 
-static void
-answer(struct request *r, const struct store_entry *e, const char *detail,
-    int64_t now)
-{
-	answer_from(r, e, -1, detail, now);
-}
-
-/* answer() from an entry of store_get() whose body moves to the answer */
+/* answer_from() an entry of store_get() whose body moves to the answer */
 static void
 answer_take(struct request *r, struct store_entry *e, const char *detail,
     int64_t now)
@@ -499,6 +493,17 @@ entry_policy(const struct store_entry *e, struct cache_policy *pol)
 	return pol;
 }
 
+/* let go of the entry kept for stale-if-error */
+static void
+stale_drop(struct proxy_cache *pc)
+{
+	store_entry_fini(&pc->stale);
+	if (pc->stale_fd != -1)
+		close(pc->stale_fd);
+	pc->stale_fd = -1;
+	pc->have_stale = 0;
+}
+
 static enum pc_next
 lookup(struct request *r)
 {
@@ -524,16 +529,6 @@ lookup(struct request *r)
 	if (pc->directive == CACHE_REQ_NORMAL) {
 		memset(&e, 0, sizeof(e));
 		rc = store_get_fd(st, pc->key, &e, &bfd);
-		if (rc == 1 && bfd != -1 && cache_freshness(e.stored_at,
-		    entry_policy(&e, &pol), now) > CACHE_STALE_SWR) {
-			/* kept below for stale-if-error: in memory */
-			if (store_entry_load(&e, bfd) == -1) {
-				store_entry_fini(&e);
-				rc = -1;
-			}
-			close(bfd);
-			bfd = -1;
-		}
 		if (rc == 1) {
 			switch (cache_freshness(e.stored_at,
 			    entry_policy(&e, &pol), now)) {
@@ -573,17 +568,20 @@ lookup(struct request *r)
 				 * Kept for stale-if-error, and for Storage
 				 * objects to revalidate with their ETag.
 				 */
-				store_entry_fini(&pc->stale);
+				/*
+				 * A body file is kept open, not read: it is
+				 * never rewritten while someone holds it.
+				 */
+				stale_drop(pc);
 				pc->stale = e;
+				pc->stale_fd = bfd;
 				pc->have_stale = 1;
 				pc->revalidate = pc->storage &&
 				    e.etag[0] != '\0' &&
 				    server_header(r, "If-None-Match") == NULL;
 				if (cache_freshness(e.stored_at, &pol, now) ==
-				    CACHE_EXPIRED && !pc->revalidate) {
-					store_entry_fini(&pc->stale);
-					pc->have_stale = 0;
-				}
+				    CACHE_EXPIRED && !pc->revalidate)
+					stale_drop(pc);
 				break;
 			}
 		}
@@ -612,6 +610,7 @@ pc_new(struct request *r)
 	if ((pc = calloc(1, sizeof(*pc))) == NULL)
 		return NULL;
 	pc->magic = PC_MAGIC;
+	pc->stale_fd = -1;
 	r->cache = pc;
 	return pc;
 }
@@ -689,10 +688,13 @@ proxy_cache_revalidated(struct request *r, int status)
 	    sizeof(cc)) == 0 && strstr(cc, "max-age=") != NULL)
 		e->ttl_s = strtoull(strstr(cc, "max-age=") + 8, NULL, 10);
 	e->stored_at = now;
-	(void)store_put(st, pc->key, r->path, e, pc->tags, pc->ntags);
+	/* stored again with its body read from the file kept open */
+	if (pc->stale_fd == -1 || store_entry_load(e, pc->stale_fd) == 0)
+		(void)store_put(st, pc->key, r->path, e, pc->tags,
+		    pc->ntags);
 	hot_drop(hot, pc->key);
 	r->head.len = 0;
-	answer(r, e, NULL, now);
+	answer_from(r, e, pc->stale_fd, NULL, now);
 	r->cache_result = "HIT";
 	/* replace the hit's Cache-Status: this one was checked upstream */
 	{
@@ -984,7 +986,7 @@ proxy_cache_stale(struct request *r, const char *why)
 		return 0;
 	snprintf(detail, sizeof(detail), "stale-if-error; fwd-error=%s",
 	    why);
-	answer(r, &pc->stale, detail, evloop_wall_s());
+	answer_from(r, &pc->stale, pc->stale_fd, detail, evloop_wall_s());
 	metrics_cache_stale(METRICS_STALE_ERROR);
 	release_followers(r);
 	return 1;
@@ -1009,7 +1011,7 @@ proxy_cache_free(struct request *r)
 				break;
 			}
 	}
-	store_entry_fini(&pc->stale);
+	stale_drop(pc);
 	sbuf_fini(&pc->body);
 	pc->magic = 0;
 	free(pc);

@@ -2050,6 +2050,36 @@ START_TEST(configured_status_not_an_error)
 }
 END_TEST
 
+/*
+ * The same with a body of its own file (16 KiB and more): the stale
+ * entry is kept as the open file, and served whole from it.
+ */
+START_TEST(stale_if_error_from_body_file)
+{
+	static unsigned char	 want[40000];
+	const char		*t = "/rest/v1/bytes?n=40000&then=500&t=sie-big";
+	struct h_resp		 r;
+	char			 v[256];
+	int			 i;
+
+	pattern_fill(want, 0, sizeof(want));
+	for (i = 0; i < 2; i++) {
+		if (i == 1)
+			h_sleep_ms(1100);	/* past the 1 s lifetime */
+		ck_assert_int_eq(h_get(&r, gate.port, t), 0);
+		ck_assert_int_eq(r.status, 200);
+		ck_assert_ptr_nonnull(h_resp_header(&r, "Cache-Status", v,
+		    sizeof(v)));
+		ck_assert_msg(strstr(v, i == 0 ? "fwd=miss" :
+		    "detail=stale-if-error; fwd-error=5xx") != NULL, "%s", v);
+		ck_assert_uint_eq(r.body_len, sizeof(want));
+		ck_assert(memcmp(r.body, want, sizeof(want)) == 0);
+		h_resp_free(&r);
+	}
+	ck_assert_int_eq(upstream_count("t=sie-big"), 2);
+}
+END_TEST
+
 static TCase *
 tc_down(Suite *s, const char *name, void (*fx)(void), void (*down)(void),
     int timeout)
@@ -2167,6 +2197,7 @@ suite(void)
 
 	t = tc(s, "status", fx_status, 30);
 	tcase_add_test(t, configured_status_not_an_error);
+	tcase_add_test(t, stale_if_error_from_body_file);
 	tcase_add_test(t, survives);
 	return s;
 }

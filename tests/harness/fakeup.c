@@ -13,6 +13,8 @@
  * "gen" counts its calls ({"n":k}; max-age 1 s the first time, 1 h later).
  * "status?code=N" answers N; with "&then=M", M to every later request
  * with the same path and query (as logged since the last reset).
+ * "bytes?n=N" answers N bytes of the pattern; "&then=M" as for status
+ * (the later answers are do_status()'s M).
  * "drop-on-reuse" echoes on a connection's first request and closes the
  * connection unanswered on any later one (a kept-alive connection that
  * the upstream dropped just as it was reused).
@@ -307,8 +309,11 @@ drip_cb(void *cls, uint64_t pos, char *buf, size_t max)
 	return 1;
 }
 
+static enum MHD_Result do_status(struct MHD_Connection *, const char *);
+static int times_seen(const char *);
+
 static enum MHD_Result
-do_bytes(struct MHD_Connection *c)
+do_bytes(struct MHD_Connection *c, const char *uri)
 {
 	struct bytes_state	*st;
 	struct MHD_Response	*r;
@@ -316,6 +321,8 @@ do_bytes(struct MHD_Connection *c)
 	long			 n = arg_long(c, "n", 0);
 	int			 chunked = arg_long(c, "chunked", 0) != 0;
 
+	if (arg_long(c, "then", 0) != 0 && times_seen(uri) > 1)
+		return do_status(c, uri);
 	if (n < 0)
 		n = 0;
 	if ((st = malloc(sizeof(*st))) == NULL)
@@ -701,7 +708,7 @@ access_cb(void *cls, struct MHD_Connection *c, const char *url,
 		cJSON_AddNumberToObject(o, "sum", pattern_sum_value(&fr->sum));
 		ret = reply_json(c, MHD_HTTP_OK, o);
 	} else if (strcmp(seg, "bytes") == 0)
-		ret = do_bytes(c);
+		ret = do_bytes(c, fr->uri);
 	else if (strcmp(seg, "delay") == 0) {
 		long	ms = arg_long(c, "ms", 1000);
 
