@@ -62,6 +62,7 @@ static int		 poll_caught;	/* something caught since it started */
 static int		 poll_misses;	/* polls in a row that caught nothing */
 static int		 poll_backoff;	/* short waits needed to start again */
 static int		 poll_skip;	/* short waits still to see */
+static uint64_t		 poll_ncaught, poll_nempty;	/* for the metrics */
 
 static int64_t
 now_us(void)
@@ -92,6 +93,13 @@ evloop_busy_poll_window(void)
 	return polling ? poll_max_us : 0;
 }
 
+void
+evloop_busy_poll_counts(uint64_t *caught, uint64_t *empty)
+{
+	*caught = poll_ncaught;
+	*empty = poll_nempty;
+}
+
 /* epoll_wait() for up to wait_ms, polling first while that pays */
 static int
 wait_events(struct epoll_event *evs, int nevs, int64_t wait_ms)
@@ -108,6 +116,7 @@ wait_events(struct epoll_event *evs, int nevs, int64_t wait_ms)
 		do {
 			if ((n = epoll_wait(epfd, evs, nevs, 0)) != 0) {
 				if (n > 0) {
+					poll_ncaught++;
 					poll_caught = 1;
 					poll_misses = 0;
 					poll_backoff = 0;
@@ -117,6 +126,7 @@ wait_events(struct epoll_event *evs, int nevs, int64_t wait_ms)
 			sched_yield();
 		} while ((waited = now_us() - t0) < spin);
 		wait_ms -= waited / 1000;
+		poll_nempty++;
 		if (++poll_misses >= POLL_MISSES) {
 			polling = 0;
 			if (!poll_caught) {

@@ -46,6 +46,8 @@ int evloop_run(void);
 /* poll up to max_us before sleeping while events come that often; 0: off */
 void evloop_busy_poll(int64_t max_us);
 int64_t evloop_busy_poll_window(void);	/* the current poll, us */
+/* polls that found events, and polls that found nothing, since start */
+void evloop_busy_poll_counts(uint64_t *caught, uint64_t *empty);
 void evloop_stop(void);
 
 #endif

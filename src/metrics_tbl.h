@@ -23,6 +23,10 @@ METRIC(cache_evictions, "supagate_cache_evictions_total", "counter",
     "Entries evicted to stay within cache-max-size")
 METRIC(cache_bytes, "supagate_cache_bytes", "gauge",
     "Bytes held in the cache")
+METRIC(busy_poll_catches, "supagate_busy_poll_catches_total", "counter",
+    "Events found by polling before sleeping (busy-poll)")
+METRIC(busy_poll_empty, "supagate_busy_poll_empty_total", "counter",
+    "Polls before sleeping that found nothing")
 METRIC(reloads, "supagate_config_reloads_total", "counter",
     "Successful configuration reloads")
 METRIC(reload_failures, "supagate_config_reload_failures_total", "counter",

@@ -344,6 +344,7 @@ admin(struct request *r, const struct sockaddr *peer)
 {
 	const char	*sub = r->path + strlen("/_supagate");
 	int		 purge = strcmp(sub, "/purge") == 0, ready;
+	uint64_t	 caught, empty;
 
 	if (!policy_peer_is_loopback(peer)) {
 		proxy_error(r, 403, "forbidden",
@@ -389,6 +390,9 @@ admin(struct request *r, const struct sockaddr *peer)
 		proxy_local(r, 200, "text/plain; version=0.0.4");
 		proxy_cache_flush();
 		metrics.connections = (int64_t)server_connections();
+		evloop_busy_poll_counts(&caught, &empty);
+		metrics.busy_poll_catches = (int64_t)caught;
+		metrics.busy_poll_empty = (int64_t)empty;
 		if (metrics_render(&r->errbody) != 0) {
 			proxy_error(r, 500, "internal_error",
 			    "metrics output too large");

@@ -1303,6 +1303,22 @@ START_TEST(jwks_identity)
 }
 END_TEST
 
+/* SIGHUP the gate, the first time, and wait until it has reloaded */
+static void
+reload_gate(void)
+{
+	double	n = 0;
+	int	i;
+
+	kill(gate.pid, SIGHUP);
+	for (i = 0; i < 500 && n < 1; i++) {
+		if (h_metric(gate.port, "supagate_config_reloads_total", NULL,
+		    &n) != 0 || n < 1)
+			h_sleep_ms(20);
+	}
+	ck_assert_msg(n == 1, "no reload");
+}
+
 /*
  * SIGHUP with ec-1 gone from jwt-jwks-file: tokens verified before (and
  * remembered) are no longer user-a's; ec-2 tokens still verify
@@ -1311,22 +1327,14 @@ START_TEST(jwks_reload)
 {
 	const char	*t = "/rest/v1/things?t=jwks-2";
 	char		 v[256];
-	double		 n = 0;
 	FILE		*fp;
-	int		 i;
 
 	status_as(t, TOK_ES_A, v, sizeof(v));
 	IS_MISS(v);
 	ck_assert_ptr_nonnull(fp = fopen(jwks_path, "w"));
 	fputs(JWKS_EC2, fp);
 	ck_assert_int_eq(fclose(fp), 0);
-	kill(gate.pid, SIGHUP);
-	for (i = 0; i < 500 && n < 1; i++) {
-		if (h_metric(gate.port, "supagate_config_reloads_total", NULL,
-		    &n) != 0 || n < 1)
-			h_sleep_ms(20);
-	}
-	ck_assert_msg(n == 1, "no reload");
+	reload_gate();
 	t = "/rest/v1/things?t=jwks-3";
 	status_as(t, TOK_ES_A, v, sizeof(v));
 	IS_MISS(v);
@@ -2080,6 +2088,74 @@ START_TEST(stale_if_error_from_body_file)
 }
 END_TEST
 
+/* ---- busy-poll: polling before sleeping is counted ---------------- */
+
+static void
+fx_busypoll(void)
+{
+	gate_up(BASE_CONF
+	    "upstream @UP@\n"
+	    "anon-key-file @DIR@/anon.key\n"
+	    "access-log off\n"
+	    "busy-poll 1000\n", up.port);
+}
+
+/* n requests in turn on one kept-alive connection; polls' counts after */
+static void
+requests_in_turn(int n, double *caught, double *empty)
+{
+	static struct h_raw_resp	 rr;
+	static const char		 req[] =
+	    "GET /_supagate/health HTTP/1.1\r\n" HOST_LINE "\r\n";
+	int				 fd, i;
+
+	ck_assert_int_ge(fd = h_connect(gate.port), 0);
+	for (i = 0; i < n; i++) {
+		ck_assert_int_eq(h_send_all(fd, req, sizeof(req) - 1, 5000), 0);
+		ck_assert_int_eq(h_raw_read(fd, 0, 5000, &rr), 200);
+	}
+	close(fd);
+	ck_assert_int_eq(h_metric(gate.port,
+	    "supagate_busy_poll_catches_total", NULL, caught), 0);
+	ck_assert_int_eq(h_metric(gate.port,
+	    "supagate_busy_poll_empty_total", NULL, empty), 0);
+}
+
+/*
+ * A client sending its next request as soon as it has the answer: with
+ * a 1 ms limit, polling catches requests.  After a reload with
+ * busy-poll 0 nothing is polled any more.
+ */
+START_TEST(busy_poll_catches_and_reload_stops_it)
+{
+	char	 path[H_PATH_MAX + 32];
+	double	 c1, e1, c2, e2;
+	char	*text, *at;
+	FILE	*fp;
+
+	requests_in_turn(300, &c1, &e1);
+	ck_assert_msg(c1 > 0, "caught %.0f, empty %.0f", c1, e1);
+
+	/* the same configuration, with busy-poll 0 */
+	snprintf(path, sizeof(path), "%s/supagate.conf", gate.dir);
+	ck_assert_ptr_nonnull(text = h_slurp(path, NULL));
+	ck_assert_ptr_nonnull(at = strstr(text, "busy-poll 1000\n"));
+	memcpy(at, "busy-poll 0   \n", 15);
+	ck_assert_ptr_nonnull(fp = fopen(path, "w"));
+	fputs(text, fp);
+	free(text);
+	ck_assert_int_eq(fclose(fp), 0);
+	reload_gate();
+	ck_assert_int_eq(h_metric(gate.port,
+	    "supagate_busy_poll_catches_total", NULL, &c1), 0);
+	ck_assert_int_eq(h_metric(gate.port,
+	    "supagate_busy_poll_empty_total", NULL, &e1), 0);
+	requests_in_turn(300, &c2, &e2);
+	ck_assert_msg(c2 == c1 && e2 == e1, "polled after busy-poll 0: "
+	    "%.0f/%.0f -> %.0f/%.0f", c1, e1, c2, e2);
+}
+END_TEST
+
 static TCase *
 tc_down(Suite *s, const char *name, void (*fx)(void), void (*down)(void),
     int timeout)
@@ -2126,6 +2202,10 @@ suite(void)
 
 	t = tc(s, "quiet", fx_quiet, 30);
 	tcase_add_test(t, access_log_off);
+
+	t = tc(s, "busypoll", fx_busypoll, 30);
+	tcase_add_test(t, busy_poll_catches_and_reload_stops_it);
+	tcase_add_test(t, survives);
 
 	t = tc(s, "front", fx_base, 60);
 	tcase_add_test(t, front_pipelined_keepalive);
