@@ -125,7 +125,8 @@ wait_events(struct epoll_event *evs, int nevs, int64_t wait_ms)
 			}
 			sched_yield();
 		} while ((waited = now_us() - t0) < spin);
-		wait_ms -= waited / 1000;
+		/* never below 0: epoll_wait(-1) would block with timers due */
+		wait_ms = waited / 1000 < wait_ms ? wait_ms - waited / 1000 : 0;
 		poll_nempty++;
 		if (++poll_misses >= POLL_MISSES) {
 			polling = 0;
@@ -226,9 +227,10 @@ evloop_unwatch(int fd)
 }
 
 /*
- * The caller closes fd right after this and holds no duplicate of it
- * (supagate never forks or dups): closing removes it from the epoll set,
- * so only the watch is dropped, without an epoll_ctl() call.
+ * The caller closes fd right after this and no duplicate of it exists
+ * (client sockets are never duplicated, and supagate never forks):
+ * closing removes it from the epoll set, so only the watch is dropped,
+ * without an epoll_ctl() call.
  */
 void
 evloop_forget(int fd)
