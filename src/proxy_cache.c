@@ -81,10 +81,10 @@ proxy_cache_flush(void)
 	if (st == NULL)
 		return;
 	/*
-	 * Always read back: a put that fills the queue writes it at once
-	 * (store_put), and that write's bytes and evictions count too.
+	 * Always read back (store_bytes() writes what is queued first): a
+	 * put that fills the queue writes it at once, and that write's
+	 * bytes and evictions count too.
 	 */
-	(void)store_flush(st);
 	metrics.cache_bytes = (int64_t)store_bytes(st);
 	metrics.cache_evictions = (int64_t)store_evictions(st);
 }
