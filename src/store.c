@@ -690,13 +690,20 @@ queue_add(struct store *st, const unsigned char key[CACHE_KEY_LEN],
     char tags[][CACHE_TAG_MAX], size_t ntags)
 {
 	struct pending	*q;
-	size_t		 plen = strlen(path), i, n;
+	size_t		 plen = strlen(path), i, n, blen;
+	int64_t		 file = 0;
 	char		*p;
 
+	/* written now, one at a time, not all at the flush; not copied */
+	if (e->body_len >= FILE_MIN)
+		file = file_write(st, e->body, e->body_len);
+	blen = file != 0 ? 0 : e->body_len;
 	n = sizeof(*q) + ntags * CACHE_TAG_MAX + plen + 1 +
-	    e->headers_len + 1 + e->body_len + 1;
+	    e->headers_len + 1 + blen + 1;
 	if ((q = malloc(n)) == NULL) {
 		log_warn("%s", __func__);
+		if (file != 0)
+			file_unlink(st, file);
 		return -1;
 	}
 	memset(q, 0, sizeof(*q));
@@ -723,13 +730,12 @@ queue_add(struct store *st, const unsigned char key[CACHE_KEY_LEN],
 		memcpy(p, e->headers, e->headers_len);
 	p[e->headers_len] = '\0';
 	p += e->headers_len + 1;
-	q->e.body = (unsigned char *)p;
-	if (e->body_len > 0)
-		memcpy(p, e->body, e->body_len);
-	p[e->body_len] = '\0';
-	/* written now, one at a time, not all at the flush */
-	if (e->body_len >= FILE_MIN)
-		q->file = file_write(st, e->body, e->body_len);
+	/* a body in its file is not kept here: body NULL, body_len set */
+	q->file = file;
+	q->e.body = file != 0 ? NULL : (unsigned char *)p;
+	if (blen > 0)
+		memcpy(p, e->body, blen);
+	p[blen] = '\0';
 
 	q->hnext = st->qhash[key[0] % QUEUE_HASH];
 	st->qhash[key[0] % QUEUE_HASH] = q;
@@ -1186,18 +1192,40 @@ column_u64(sqlite3_stmt *s, int col)
 
 /* a queued put as a lookup result: 1, or -1 when out of memory */
 static int
-copy_pending(const struct pending *q, struct store_entry *e)
+copy_pending(const struct store *st, const struct pending *q,
+    struct store_entry *e, int *fd)
 {
+	int	bfd;
+
 	*e = q->e;
-	e->headers = malloc(q->e.headers_len + 1);
-	e->body = malloc(q->e.body_len + 1);
-	if (e->headers == NULL || e->body == NULL) {
+	e->body = NULL;
+	if ((e->headers = malloc(q->e.headers_len + 1)) == NULL ||
+	    (q->file == 0 && (e->body = malloc(q->e.body_len + 1)) == NULL)) {
 		log_warnx("store_get: out of memory");
 		store_entry_fini(e);
 		return -1;
 	}
 	memcpy(e->headers, q->e.headers, q->e.headers_len + 1);
-	memcpy(e->body, q->e.body, q->e.body_len + 1);
+	if (q->file == 0) {
+		memcpy(e->body, q->e.body, q->e.body_len + 1);
+		return 1;
+	}
+	/* as for a stored entry: its file, or the body read from it */
+	if ((bfd = file_open(st, q->file, q->e.body_len)) == -1) {
+		store_entry_fini(e);
+		return 0;
+	}
+	if (fd != NULL) {
+		*fd = bfd;
+		return 1;
+	}
+	if (store_entry_load(e, bfd) == -1) {
+		log_warn("store_get: body file %" PRId64, q->file);
+		close(bfd);
+		store_entry_fini(e);
+		return -1;
+	}
+	close(bfd);
 	return 1;
 }
 
@@ -1236,7 +1264,7 @@ get(struct store *st, const unsigned char key[CACHE_KEY_LEN],
 	if (fd != NULL)
 		*fd = -1;
 	if ((q = queue_find(st, key)) != NULL)
-		return copy_pending(q, e);
+		return copy_pending(st, q, e, fd);
 	if (sqlite3_bind_blob(s, 1, key, CACHE_KEY_LEN, SQLITE_STATIC) !=
 	    SQLITE_OK) {
 		db_fail(st, __func__);

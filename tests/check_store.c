@@ -720,6 +720,67 @@ only_file(void)
  * what is not ours stays; a lost or cut file is a miss, not an error;
  * a file is never rewritten, so one held open keeps its bytes.
  */
+/* key's entry has want (len bytes, headers of 8) whole and as a file */
+static void
+is_big_body(struct store *st, const unsigned char *key, const void *want,
+    size_t len)
+{
+	static unsigned char	 buf[100001];
+	struct store_entry	 g;
+	int			 fd;
+
+	ck_assert_uint_lt(len, sizeof(buf));
+	ck_assert_int_eq(store_get(st, key, &g), 1);
+	ck_assert_uint_eq(g.body_len, len);
+	ck_assert_mem_eq(g.body, want, len);
+	ck_assert_uint_eq(g.headers_len, 8);
+	store_entry_fini(&g);
+	ck_assert_int_eq(store_get_fd(st, key, &g, &fd), 1);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_ptr_null(g.body);
+	ck_assert_uint_eq(g.body_len, len);
+	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 0), (ssize_t)len);
+	ck_assert_mem_eq(buf, want, len);
+	close(fd);
+	store_entry_fini(&g);
+}
+
+/*
+ * A big body is written to its file as the put arrives and is not kept
+ * in the queue too: before the flush it is read back from the file,
+ * whole (store_get) or as the open file (store_get_fd); a second put of
+ * the key before the flush wins.
+ */
+START_TEST(body_file_queued)
+{
+	static unsigned char	 big[50000], want[50000];
+	unsigned char		 key[CACHE_KEY_LEN];
+	struct store_entry	 e, g;
+	struct store		*st;
+	size_t			 i;
+	int			 round;
+
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	mkkey(7, key);
+	for (round = 0; round < 2; round++) {
+		for (i = 0; i < sizeof(big); i++)
+			big[i] = (unsigned char)(i * 5 + round);
+		memcpy(want, big, sizeof(big));
+		mkentry(&e, "X-Q: 1\r\n", big, sizeof(big));
+		ck_assert_int_eq(store_put(st, key, "/rest/v1/q", &e, NULL, 0),
+		    0);
+		memset(big, 0, sizeof(big));	/* the caller's buffer is free */
+		ck_assert_uint_eq(store_queued(st), 1);
+		is_big_body(st, key, want, sizeof(want));
+	}
+	ck_assert_int_eq(store_flush(st), 0);
+	ck_assert_int_eq(store_get(st, key, &g), 1);
+	ck_assert_mem_eq(g.body, want, sizeof(want));
+	store_entry_fini(&g);
+	store_close(st);
+}
+END_TEST
+
 START_TEST(body_files)
 {
 	static unsigned char	 big[70000];
@@ -740,19 +801,7 @@ START_TEST(body_files)
 	ck_assert_int_eq(store_put(st, key, "/rest/v1/big", &e, tags, 1), 0);
 	ck_assert_int_eq(store_flush(st), 0);
 	ck_assert_int_eq(count_files(), 1);
-	ck_assert_int_eq(store_get(st, key, &g), 1);
-	ck_assert_uint_eq(g.body_len, sizeof(big));
-	ck_assert_mem_eq(g.body, big, sizeof(big));
-	ck_assert_uint_eq(g.headers_len, 8);
-	store_entry_fini(&g);
-	ck_assert_int_eq(store_get_fd(st, key, &g, &fd), 1);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_ptr_null(g.body);
-	ck_assert_uint_eq(g.body_len, sizeof(big));
-	ck_assert_int_eq(pread(fd, buf, sizeof(buf), 0), (ssize_t)sizeof(big));
-	ck_assert_mem_eq(buf, big, sizeof(big));
-	close(fd);
-	store_entry_fini(&g);
+	is_big_body(st, key, big, sizeof(big));
 	/* small bodies stay in the database, and come without a file */
 	ck_assert_int_eq(put_n(st, 2, "/rest/v1/small", 100, NULL, NULL), 0);
 	mkkey(2, key);
@@ -1322,6 +1371,7 @@ store_suite(void)
 	tcase_add_test(tc, queue);
 	tcase_add_test(tc, page_size);
 	tcase_add_test(tc, body_files);
+	tcase_add_test(tc, body_file_queued);
 	tcase_add_test(tc, body_dir_link);
 	suite_add_tcase(s, tc);
 
