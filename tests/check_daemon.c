@@ -21,7 +21,6 @@
 #include <check.h>
 
 #include "harness.h"
-#include "ck_run.h"
 
 static struct h_proc	 up;		/* fakeup for the whole binary */
 static const char	*gate_bin;
@@ -341,17 +340,10 @@ suite(void)
 int
 main(void)
 {
-	int	status;
-
-	h_init();
 	gate_bin = getenv("SUPAGATE_BIN");
 	if (gate_bin == NULL) {
 		fprintf(stderr, "check_daemon: SUPAGATE_BIN is not set\n");
 		return EXIT_FAILURE;
 	}
-	if (h_fakeup_start(&up) == -1)
-		return EXIT_FAILURE;
-	status = ck_run(suite());
-	h_stop(&up, 5000, NULL);
-	return status;
+	return h_fakeup_main(&up, suite);
 }

@@ -21,7 +21,6 @@
 #include <check.h>
 #include <curl/curl.h>
 
-#include "ck_run.h"
 #include "harness.h"
 
 #include "data/jwks/vectors.h"
@@ -2305,14 +2304,7 @@ unused_port(void)
 int
 main(void)
 {
-	int	status;
-
-	h_init();
 	dead_port = unused_port();
 	gate.pid = -1;
-	if (h_fakeup_start(&up) == -1)
-		return EXIT_FAILURE;
-	status = ck_run(suite());
-	h_stop(&up, 5000, NULL);
-	return status;
+	return h_fakeup_main(&up, suite);
 }
