@@ -1190,12 +1190,37 @@ column_u64(sqlite3_stmt *s, int col)
 	return v > 0 ? (uint64_t)v : 0;
 }
 
-/* a queued put as a lookup result: 1, or -1 when out of memory */
+/*
+ * e's body (e->body_len bytes) from body file n: the open file in *fd,
+ * or, with fd NULL, read into e->body.  1; 0 if the file is lost (gone,
+ * or shorter); -1 if reading it failed (logged).
+ */
+static int
+file_body(const struct store *st, int64_t n, struct store_entry *e, int *fd)
+{
+	int	bfd, rc;
+
+	if ((bfd = file_open(st, n, e->body_len)) == -1)
+		return 0;
+	if (fd != NULL) {
+		*fd = bfd;
+		return 1;
+	}
+	rc = store_entry_load(e, bfd);
+	close(bfd);
+	if (rc == -1) {
+		log_warn("store_get: body file %" PRId64, n);
+		return -1;
+	}
+	return 1;
+}
+
+/* a queued put as a lookup result: 1, 0 if its file is lost, or -1 */
 static int
 copy_pending(const struct store *st, const struct pending *q,
     struct store_entry *e, int *fd)
 {
-	int	bfd;
+	int	rc;
 
 	*e = q->e;
 	e->body = NULL;
@@ -1211,22 +1236,9 @@ copy_pending(const struct store *st, const struct pending *q,
 		return 1;
 	}
 	/* as for a stored entry: its file, or the body read from it */
-	if ((bfd = file_open(st, q->file, q->e.body_len)) == -1) {
+	if ((rc = file_body(st, q->file, e, fd)) != 1)
 		store_entry_fini(e);
-		return 0;
-	}
-	if (fd != NULL) {
-		*fd = bfd;
-		return 1;
-	}
-	if (store_entry_load(e, bfd) == -1) {
-		log_warn("store_get: body file %" PRId64, q->file);
-		close(bfd);
-		store_entry_fini(e);
-		return -1;
-	}
-	close(bfd);
-	return 1;
+	return rc;
 }
 
 /* drop the entry id whose body file is lost: it cannot be answered */
@@ -1258,7 +1270,7 @@ get(struct store *st, const unsigned char key[CACHE_KEY_LEN],
 	const char	*etag;
 	int64_t		 id = 0, last = 0, file, size = 0;
 	uint64_t	 blen;
-	int		 rc, bfd = -1, ret = -1;
+	int		 rc, ret = -1;
 
 	memset(e, 0, sizeof(*e));
 	if (fd != NULL)
@@ -1299,24 +1311,13 @@ get(struct store *st, const unsigned char key[CACHE_KEY_LEN],
 	if (file != 0) {
 		blen = size > 0 && (uint64_t)size >= e->headers_len ?
 		    (uint64_t)size - e->headers_len : 0;
-		if ((bfd = file_open(st, file, blen)) == -1) {
-			/* lost (removed by hand, cut by a power loss): a miss */
-			store_entry_fini(e);
-			ret = -2;
-			goto out;
-		}
 		e->body_len = (size_t)blen;
-		if (fd != NULL)
-			*fd = bfd;
-		else {
-			rc = store_entry_load(e, bfd);
-			close(bfd);
-			if (rc == -1) {
-				log_warn("%s: body file %" PRId64, __func__,
-				    file);
-				store_entry_fini(e);
-				goto out;
-			}
+		if ((rc = file_body(st, file, e, fd)) != 1) {
+			store_entry_fini(e);
+			/* lost (removed by hand, cut by a power loss): a miss */
+			if (rc == 0)
+				ret = -2;
+			goto out;
 		}
 	}
 	ret = 1;
