@@ -34,8 +34,9 @@ struct store_entry {
  * (files no entry names are removed here).  A file that is not a
  * database, fails PRAGMA quick_check or has a newer schema is moved
  * aside to path.corrupt-<time> (its WAL with it) and a new one created.
- * Another application's SQLite database is left alone.  NULL on failure (logged): the path cannot be
- * opened, is not a regular file, is someone else's database.
+ * Another application's SQLite database is left alone.  NULL on failure
+ * (logged): the path cannot be opened, is not a regular file, is someone
+ * else's database.
  */
 struct store *store_open(const char *path, uint64_t max_size);
 void store_close(struct store *);
@@ -67,7 +68,7 @@ void store_entry_fini(struct store_entry *);
 /*
  * Insert or replace key with e and its tags (path is kept for prefix
  * purges; NULL is "").  The put is copied into a queue in memory (a
- * body of 16 KiB and more is also written to its file at once) and
+ * body of 16 KiB and more is written to its file at once instead) and
  * written by the next store_flush, which the owner calls within 10 ms
  * (or at once when 256 puts or 2 MiB are queued):
  * one transaction for all of them, then one round
