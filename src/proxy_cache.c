@@ -457,14 +457,21 @@ answer_from(struct request *r, const struct store_entry *e, int fd,
 	r->cache_result = detail == NULL ? "HIT" : "STALE";
 }
 
-/* answer_from() an entry of store_get() whose body moves to the answer */
+/*
+ * answer_from() an entry of store_get_fd(): a body in memory moves to the
+ * answer; a body file (fd) is duplicated as answer_from() does.
+ */
 static void
-answer_take(struct request *r, struct store_entry *e, const char *detail,
-    int64_t now)
+answer_take(struct request *r, struct store_entry *e, int fd,
+    const char *detail, int64_t now)
 {
 	unsigned char	*body = e->body;
 	size_t		 len = e->body_len;
 
+	if (body == NULL) {
+		answer_from(r, e, fd, detail, now);
+		return;
+	}
 	e->body = NULL;
 	e->body_len = 0;
 	answer_from(r, e, -1, detail, now);
@@ -537,10 +544,8 @@ lookup(struct request *r)
 				hot_put_fd(hot, pc->key, &e, bfd);
 				if ((he = hot_get(hot, pc->key, &hfd)) != NULL)
 					answer_from(r, he, hfd, NULL, now);
-				else if (bfd != -1)
-					answer_from(r, &e, bfd, NULL, now);
 				else
-					answer_take(r, &e, NULL, now);
+					answer_take(r, &e, bfd, NULL, now);
 				if (bfd != -1)
 					close(bfd);
 				store_entry_fini(&e);
@@ -548,13 +553,10 @@ lookup(struct request *r)
 				return PC_ANSWERED;
 			case CACHE_STALE_SWR:
 				/* served stale, refreshed in the background */
-				if (bfd != -1) {
-					answer_from(r, &e, bfd,
-					    "stale-while-revalidate", now);
+				answer_take(r, &e, bfd,
+				    "stale-while-revalidate", now);
+				if (bfd != -1)
 					close(bfd);
-				} else
-					answer_take(r, &e,
-					    "stale-while-revalidate", now);
 				store_entry_fini(&e);
 				metrics_cache_stale(METRICS_STALE_SWR);
 				if (find_leader(pc->key) == NULL &&
