@@ -69,9 +69,12 @@ static struct hot	*hot;
 /*
  * Stored responses wait up to FLUSH_DELAY_MS to be written together: one
  * transaction (and one write of each page it touches) for all of them.
- * Reads see them at once; a crash loses at most that much.
+ * Reads see them at once; a crash loses at most that much.  While a WAL
+ * checkpoint finishes (store_flush_due) they wait longer, trying again
+ * every FLUSH_RETRY_MS.
  */
 #define FLUSH_DELAY_MS	10
+#define FLUSH_RETRY_MS	2
 static int64_t		 flush_due = -1;
 
 void
@@ -104,6 +107,11 @@ flush_hook_cb(void *arg)
 		flush_due = now + FLUSH_DELAY_MS;
 	if (now < flush_due)
 		return flush_due - now;
+	/* a checkpoint finishing on its thread asks writes to wait */
+	if (store_flush_due(st) == 1) {
+		flush_due = now + FLUSH_RETRY_MS;
+		return FLUSH_RETRY_MS;
+	}
 	proxy_cache_flush();
 	return -1;
 }

@@ -17,6 +17,7 @@
 
 #include <sqlite3.h>
 
+#include "ckpt.h"
 #include "log.h"
 #include "store.h"
 #include "util.h"
@@ -29,6 +30,7 @@
 #define WAL_LIMIT	(64 * 1024 * 1024)	/* journal_size_limit */
 #define PAGE_SIZE	4096		/* for new files; see open_db() */
 #define CHECKPOINT_BYTES (8 * 1024 * 1024)	/* WAL size to checkpoint at */
+#define WAL_HARD	(4 * CHECKPOINT_BYTES)	/* writes wait for a restart */
 #define TOUCH_MAX	512		/* LRU updates batched per flush */
 #define EVICT_BATCH	32		/* oldest entries read per round */
 #define QUEUE_MAX	256		/* puts queued before a forced flush */
@@ -195,6 +197,12 @@ struct store {
 	size_t		 ngone, capgone;
 	int64_t		*freef;		/* empty, held and named by none */
 	size_t		 nfree, capfree;
+
+	/* checkpoints off the loop (ckpt.c); NULL: SQLite's own, inline */
+	struct ckpt	*ckpt;
+	int		 wal_frames;	/* in the WAL after the last commit */
+	int		 wal_hard;	/* frames: writes wait for a restart */
+	int		 ckpt_error;	/* the last one logged */
 };
 
 /* open_db() results */
@@ -542,6 +550,14 @@ bsearch_num(const int64_t *a, size_t n, int64_t v)
 static int
 begin(struct store *st, const char *fn)
 {
+	/*
+	 * The WAL grew past WAL_HARD (the thread fell behind, or writes kept
+	 * coming while checkpoints finished): wait for the checkpoint, so
+	 * this write starts the WAL over.  The stall the thread is there to
+	 * avoid, but only when it cannot keep up.
+	 */
+	if (st->ckpt != NULL && st->wal_frames >= st->wal_hard)
+		ckpt_wait(st->ckpt);
 	return run(st, S_BEGIN, fn);
 }
 
@@ -1000,15 +1016,10 @@ open_db(struct store *st)
 	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
 
 	/*
-	 * One daemon owns the store: holding the lock for good saves two
-	 * fcntl() calls per statement on the hit path, and in WAL mode it
-	 * keeps the index in heap memory instead of a shared -shm file.
+	 * Normal locking (not EXCLUSIVE, which saved two fcntl() calls per
+	 * statement): the checkpoint thread needs a connection of its own.
+	 * One daemon per store is the state-dir lock's business (session.c).
 	 */
-	if (sqlite3_exec(st->db, "PRAGMA locking_mode = EXCLUSIVE", NULL,
-	    NULL, NULL) != SQLITE_OK) {
-		db_fail(st, "locking_mode");
-		return OPEN_FAIL;
-	}
 	/*
 	 * 4 KiB pages for a new file (an existing one keeps its own):
 	 * bodies that would take many pages are files of their own, and
@@ -1101,10 +1112,54 @@ move_aside(const char *path)
 	return 0;
 }
 
+/* after each commit: the WAL holds frames frames */
+static int
+wal_hook_fn(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct store	*st = arg;
+	int		 err;
+
+	(void)db;
+	(void)name;
+	st->wal_frames = frames;
+	if ((err = ckpt_error(st->ckpt)) != 0 && err != st->ckpt_error) {
+		st->ckpt_error = err;
+		log_warnx("%s: checkpoint: %s", st->path, sqlite3_errstr(err));
+	}
+	ckpt_wal(st->ckpt, frames);
+	return SQLITE_OK;
+}
+
+/*
+ * Checkpoints on a thread (ckpt.c) instead of in the commit that crosses
+ * CHECKPOINT_BYTES: the hook replaces wal_autocheckpoint, which stays
+ * as it is if the thread cannot be had.
+ */
+static void
+ckpt_setup(struct store *st)
+{
+	int64_t	page = 0;
+	int	corrupt = 0;
+
+	if (pragma_int(st, "PRAGMA page_size", &page, &corrupt) == -1 ||
+	    page <= 0)
+		return;
+	st->wal_hard = (int)(WAL_HARD / page);
+	if ((st->ckpt = ckpt_start(st->path, (int)(CHECKPOINT_BYTES /
+	    page))) == NULL) {
+		log_warnx("%s: checkpoints run in the event loop", st->path);
+		return;
+	}
+	sqlite3_wal_hook(st->db, wal_hook_fn, st);
+}
+
 /* close the database and release st */
 static void
 store_free(struct store *st)
 {
+	/* first: the writer's close checkpoints and removes the WAL */
+	ckpt_stop(st->ckpt);
+	st->ckpt = NULL;
 	close_db(st);
 	if (st->dirfd != -1)
 		close(st->dirfd);
@@ -1138,6 +1193,7 @@ store_open(const char *path, uint64_t max_size)
 	}
 	if (r != OPEN_OK)
 		goto fail;
+	ckpt_setup(st);
 	/* max_size may have shrunk since the last run */
 	if (max_size > 0 && st->bytes > max_size) {
 		if (begin(st, __func__) == -1)
@@ -1505,6 +1561,17 @@ store_flush(struct store *st)
 }
 
 int
+store_flush_due(struct store *st)
+{
+	/* at most one pass of the checkpoint thread, and a queue's worth */
+	if (st->ckpt != NULL && ckpt_holding(st->ckpt) &&
+	    st->wal_frames < st->wal_hard && st->nq < QUEUE_MAX &&
+	    st->qbytes < QUEUE_BYTES && st->ntouch < TOUCH_MAX)
+		return 1;
+	return store_flush(st);
+}
+
+int
 store_put(struct store *st, const unsigned char key[CACHE_KEY_LEN],
     const char *path, const struct store_entry *e,
     char tags[][CACHE_TAG_MAX], size_t ntags)
@@ -1700,6 +1767,12 @@ size_t
 store_queued(const struct store *st)
 {
 	return st->nq;
+}
+
+uint64_t
+store_checkpoints(struct store *st)
+{
+	return st->ckpt != NULL ? ckpt_passes(st->ckpt) : 0;
 }
 
 int

@@ -93,6 +93,15 @@ int store_put(struct store *, const unsigned char key[CACHE_KEY_LEN],
  */
 int store_flush(struct store *);
 /*
+ * store_flush, unless a checkpoint is finishing on its thread (then 1,
+ * and nothing is written: write again a little later).  A write while
+ * it finishes keeps the WAL from starting over, so it waits, but only
+ * while the queue has room and the WAL is under 32 MiB.
+ */
+int store_flush_due(struct store *);
+/* checkpoint passes run off the loop (0: they run in it) */
+uint64_t store_checkpoints(struct store *);
+/*
  * Record a use of e, an entry store_get() returned earlier and served
  * from elsewhere (the memory set): the store's LRU order sees it too,
  * batched and rate-limited as store_get's own.  An entry deleted since

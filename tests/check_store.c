@@ -1237,6 +1237,87 @@ START_TEST(queue)
 }
 END_TEST
 
+/* the size of path's WAL file; 0 when there is none */
+static off_t
+wal_size(void)
+{
+	char		 p[200];
+	struct stat	 sb;
+
+	snprintf(p, sizeof(p), "%s-wal", path);
+	return stat(p, &sb) == 0 ? sb.st_size : 0;
+}
+
+/*
+ * Write n puts of CKPT_BODY bytes from key k on, flushing every 16 as
+ * the daemon's flush timer does (due: store_flush_due, trying again
+ * while it puts the write off; else store_flush, which never waits);
+ * the most the WAL file held.
+ */
+#define CKPT_BODY	(12 * 1024)		/* stays in the database */
+#define CKPT_HARD	(32 * 1024 * 1024)	/* store.c's WAL_HARD */
+#define CKPT_PUTS	(3 * CKPT_HARD / CKPT_BODY)
+static off_t
+write_through(struct store *st, unsigned k, unsigned n, int due)
+{
+	unsigned	 i;
+	off_t		 most = 0, sz;
+	int		 r, tries;
+
+	for (i = k; i < k + n; i++) {
+		ck_assert_int_eq(put_n(st, i, "/rest/v1/w", CKPT_BODY,
+		    "public.w", NULL), 0);
+		if (i % 16 != 15)
+			continue;
+		for (tries = 0; tries < 1000; tries++) {
+			ck_assert_int_ge(r = due ? store_flush_due(st) :
+			    store_flush(st), 0);
+			if (r == 0)
+				break;
+			usleep(1000);
+		}
+		if ((sz = wal_size()) > most)
+			most = sz;
+	}
+	ck_assert_int_eq(store_flush(st), 0);
+	return most;
+}
+
+/*
+ * Checkpoints run on the store's thread, and the WAL starts over while
+ * writes keep coming: writing three times WAL_HARD (store.c, 32 MiB)
+ * through it leaves a WAL file (never shrunk below 64 MiB, so its size
+ * is the most it ever held) well under that.  Without checkpoints, or
+ * with checkpoints that never finish before the next write, the WAL
+ * would hold everything written.  Writes that wait while a checkpoint
+ * finishes let the WAL start over early; writes that do not (a full
+ * queue) are held back at WAL_HARD.
+ */
+START_TEST(checkpoint_thread)
+{
+	struct store	*st;
+	off_t		 most;
+
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	most = write_through(st, 0, CKPT_PUTS, 1);
+	ck_assert_uint_gt(store_checkpoints(st), 0);
+	ck_assert_int_lt(most, CKPT_HARD + CKPT_HARD / 4);
+	most = write_through(st, CKPT_PUTS, CKPT_PUTS, 0);
+	ck_assert_int_lt(most, CKPT_HARD + CKPT_HARD / 4);
+	ck_assert_uint_eq(store_count(st), 2 * CKPT_PUTS);
+	ck_assert_int_eq(has(st, 0), 1);
+	ck_assert_int_eq(has(st, 2 * CKPT_PUTS - 1), 1);
+	ck_assert_int_eq(store_check(st), 1);
+	store_close(st);
+	/* closing checkpoints what is left and removes the WAL */
+	ck_assert_int_eq(wal_size(), 0);
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_uint_eq(store_count(st), 2 * CKPT_PUTS);
+	ck_assert_int_eq(store_check(st), 1);
+	store_close(st);
+}
+END_TEST
+
 /* the page size in path's header (big-endian bytes 16-17) */
 static unsigned
 file_page_size(void)
@@ -1373,6 +1454,7 @@ store_suite(void)
 	tcase_add_test(tc, body_files);
 	tcase_add_test(tc, body_file_queued);
 	tcase_add_test(tc, body_dir_link);
+	tcase_add_test(tc, checkpoint_thread);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("file");
