@@ -23,6 +23,10 @@ METRIC(cache_evictions, "supagate_cache_evictions_total", "counter",
     "Entries evicted to stay within cache-max-size")
 METRIC(cache_bytes, "supagate_cache_bytes", "gauge",
     "Bytes held in the cache")
+METRIC(cache_wal_bytes, "supagate_cache_wal_bytes", "gauge",
+    "Bytes in the cache store's write-ahead log since it last started over")
+METRIC(cache_checkpoints, "supagate_cache_checkpoints_total", "counter",
+    "Checkpoint passes of the cache store's write-ahead log (its thread)")
 METRIC(busy_poll_catches, "supagate_busy_poll_catches_total", "counter",
     "Events found by polling before sleeping (busy-poll)")
 METRIC(busy_poll_empty, "supagate_busy_poll_empty_total", "counter",

@@ -90,6 +90,8 @@ proxy_cache_flush(void)
 	 */
 	metrics.cache_bytes = (int64_t)store_bytes(st);
 	metrics.cache_evictions = (int64_t)store_evictions(st);
+	metrics.cache_wal_bytes = (int64_t)store_wal_bytes(st);
+	metrics.cache_checkpoints = (int64_t)store_checkpoints(st);
 }
 
 static int64_t

@@ -201,6 +201,7 @@ struct store {
 	/* checkpoints off the loop (ckpt.c); NULL: SQLite's own, inline */
 	struct ckpt	*ckpt;
 	int		 wal_frames;	/* in the WAL after the last commit */
+	int64_t		 page;		/* the database's page size */
 	int		 wal_hard;	/* frames: writes wait for a restart */
 	int		 ckpt_error;	/* the last one logged */
 };
@@ -1144,6 +1145,7 @@ ckpt_setup(struct store *st)
 	if (pragma_int(st, "PRAGMA page_size", &page, &corrupt) == -1 ||
 	    page <= 0)
 		return;
+	st->page = page;
 	st->wal_hard = (int)(WAL_HARD / page);
 	if ((st->ckpt = ckpt_start(st->path, (int)(CHECKPOINT_BYTES /
 	    page))) == NULL) {
@@ -1773,6 +1775,13 @@ uint64_t
 store_checkpoints(struct store *st)
 {
 	return st->ckpt != NULL ? ckpt_passes(st->ckpt) : 0;
+}
+
+uint64_t
+store_wal_bytes(struct store *st)
+{
+	return st->wal_frames > 0 && st->page > 0 ?
+	    (uint64_t)st->wal_frames * (uint64_t)st->page : 0;
 }
 
 int

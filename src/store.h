@@ -102,6 +102,11 @@ int store_flush_due(struct store *);
 /* checkpoint passes run off the loop (0: they run in it) */
 uint64_t store_checkpoints(struct store *);
 /*
+ * WAL bytes written since it last started over, as of the last commit
+ * (0 when checkpoints run in the loop: nothing counts them)
+ */
+uint64_t store_wal_bytes(struct store *);
+/*
  * Record a use of e, an entry store_get() returned earlier and served
  * from elsewhere (the memory set): the store's LRU order sees it too,
  * batched and rate-limited as store_get's own.  An entry deleted since

@@ -1984,6 +1984,13 @@ START_TEST(metrics_count_a_full_queue)
 	ck_assert_int_eq(h_metric(gate.port, "supagate_cache_bytes", NULL,
 	    &b1), 0);
 	ck_assert_msg(b1 - b0 >= 3 * 750000.0, "%.0f -> %.0f", b0, b1);
+	/* the write went through the WAL, which its thread checkpoints */
+	ck_assert_int_eq(h_metric(gate.port, "supagate_cache_wal_bytes", NULL,
+	    &b1), 0);
+	ck_assert_msg(b1 >= 4096, "%.0f", b1);
+	ck_assert_int_eq(h_metric(gate.port, "supagate_cache_checkpoints_total",
+	    NULL, &b1), 0);
+	ck_assert_msg(b1 >= 0, "%.0f", b1);
 }
 END_TEST
 
