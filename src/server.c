@@ -510,12 +510,14 @@ respond(struct sreq *s)
 		MHD_destroy_response(resp);
 		return MHD_NO;
 	}
-	if (r->is_error && r->status >= 400 && !s->body_ended &&
-	    (server_header(r, "Content-Length") != NULL ||
-	    server_header(r, "Transfer-Encoding") != NULL))
-		/* the rest of the body is not read: close afterwards */
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION,
-		    "close");
+	/*
+	 * Always close afterwards: libmicrohttpd only gets connections whose
+	 * request has a chunked body (front.c), and the client's next
+	 * connection comes back to supagate's own side (the strict gate,
+	 * JSON errors, the fast hit path).  That also covers a body left
+	 * unread by an early answer.
+	 */
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 	r->answered = 1;
 	ret = MHD_queue_response(s->conn, (unsigned)r->status, resp);
 	MHD_destroy_response(resp);
