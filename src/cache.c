@@ -8,6 +8,7 @@
 #include "buf.h"
 #include "cache.h"
 #include "crypto.h"
+#include "util.h"
 
 #define QUERY_MAX	16384	/* bytes of a raw query string */
 #define PARAMS_MAX	256	/* parameters in one query string */
@@ -40,16 +41,6 @@ lower(int c)
 	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c = lower(c);
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
 
 static int
 is_unreserved(unsigned char c)
@@ -95,8 +86,9 @@ pct_decode(const char *in, size_t n, char *out, int plus)
 
 	for (i = 0; i < n; i++) {
 		if (in[i] == '%') {
-			if (n - i < 3 || (hi = hexval((unsigned char)in[i + 1])) < 0 ||
-			    (lo = hexval((unsigned char)in[i + 2])) < 0)
+			if (n - i < 3 ||
+			    (hi = util_hexval((unsigned char)in[i + 1])) < 0 ||
+			    (lo = util_hexval((unsigned char)in[i + 2])) < 0)
 				return -1;
 			out[o++] = (char)(hi << 4 | lo);
 			i += 2;

@@ -1360,6 +1360,103 @@ load_secret(struct pstate *ps, const char *kw, const char *path)
 	return s;
 }
 
+/* 1 if s is a token name: 1 to 64 of [A-Za-z0-9._-] */
+int
+conf_token_name_ok(const char *s)
+{
+	size_t	n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv"
+	    "wxyz0123456789._-");
+
+	return n > 0 && n <= CONF_TOKEN_NAME_MAX && s[n] == '\0';
+}
+
+
+/* 0 and out[32] from 64 hex digits, else -1 */
+static int
+hex32(const char *s, unsigned char out[32])
+{
+	int	 i, hi, lo;
+
+	for (i = 0; i < 32; i++) {
+		if ((hi = util_hexval((unsigned char)s[2 * i])) < 0 ||
+		    (lo = util_hexval((unsigned char)s[2 * i + 1])) < 0)
+			return -1;
+		out[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return s[64] == '\0' ? 0 : -1;
+}
+
+/*
+ * client-tokens-file: "NAME DIGEST" lines, DIGEST the 64 hex digits of
+ * the token's BLAKE2b-256 (supagate token prints both); blank lines and
+ * '#' comments are skipped.  Errors name the file and the line.
+ */
+static void
+load_tokens(struct pstate *ps, struct conf *c, const char *path)
+{
+	struct conf_token	*t;
+	char			 err[ERRLEN], *buf, *line, *next, *name, *hex,
+				*end;
+	size_t			 len = 0, i;
+	unsigned		 ln = 0;
+
+	if ((buf = read_file(path, &len, err, sizeof(err))) == NULL) {
+		perr(ps, ps->name, 0, "client-tokens-file %s: %s", path, err);
+		return;
+	}
+	if (memchr(buf, '\0', len) != NULL) {
+		perr(ps, path, 0, "client-tokens-file: NUL byte");
+		goto out;
+	}
+	for (line = buf; line != NULL && line < buf + len; line = next) {
+		ln++;
+		if ((next = strchr(line, '\n')) != NULL)
+			*next++ = '\0';
+		if ((end = strchr(line, '#')) != NULL)
+			*end = '\0';
+		name = strtok_r(line, " \t\r", &end);
+		if (name == NULL)
+			continue;
+		hex = strtok_r(NULL, " \t\r", &end);
+		if (!conf_token_name_ok(name) || hex == NULL ||
+		    strtok_r(NULL, " \t\r", &end) != NULL) {
+			perr(ps, path, ln, "client-tokens-file: want NAME "
+			    "DIGEST (NAME of 1-64 letters, digits, '.', '_', "
+			    "'-')");
+			continue;
+		}
+		if (c->ntokens == CONF_TOKENS_MAX) {
+			perr(ps, path, ln, "client-tokens-file: more than %d "
+			    "tokens", CONF_TOKENS_MAX);
+			break;
+		}
+		c->tokens = xreallocarray(c->tokens, c->ntokens + 1,
+		    sizeof(*c->tokens));
+		t = &c->tokens[c->ntokens];
+		if (strlen(hex) != 64 || hex32(hex, t->digest) == -1) {
+			perr(ps, path, ln, "client-tokens-file: the digest "
+			    "is 64 hex digits (BLAKE2b-256 of the token)");
+			continue;
+		}
+		for (i = 0; i < c->ntokens; i++)
+			if (strcmp(c->tokens[i].name, name) == 0)
+				break;
+		if (i < c->ntokens) {
+			perr(ps, path, ln, "client-tokens-file: %s is there "
+			    "twice", name);
+			continue;
+		}
+		snprintf(t->name, sizeof(t->name), "%s", name);
+		c->ntokens++;
+	}
+	if (c->ntokens == 0 && ps->nerr == 0)
+		perr(ps, path, 0, "client-tokens-file: no token (every "
+		    "request would be refused)");
+ out:
+	explicit_bzero(buf, len);
+	free(buf);
+}
+
 /* the JWK set of jwt-jwks-file; errors name that file and its line */
 static struct jwk_set *
 load_jwks(struct pstate *ps, const char *path)
@@ -1543,6 +1640,8 @@ finish(struct pstate *ps, int mode_set)
 		    c->jwt_secret_file);
 	if (c->jwt_jwks_file != NULL)
 		c->jwks = load_jwks(ps, c->jwt_jwks_file);
+	if (c->client_tokens_file != NULL)
+		load_tokens(ps, c, c->client_tokens_file);
 	if (c->jwt_jwks_fetch && c->upstream == NULL &&
 	    c->svc_upstream[CONF_SVC_AUTH] == NULL)
 		perr(ps, ps->name, 0, "jwt-jwks-fetch on needs the Auth "
@@ -1659,6 +1758,7 @@ conf_unref(struct conf *c)
 	secret_free(c->apikey);
 	secret_free(c->jwt_secret);
 	jwk_set_free(c->jwks);
+	free(c->tokens);
 	free(c->file);
 	free(c);
 }

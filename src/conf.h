@@ -47,6 +47,14 @@ struct conf_listen {
 	int	port;		/* 0: ephemeral */
 };
 
+/* a line of client-tokens-file: NAME HEX (BLAKE2b-256 of the token) */
+#define CONF_TOKEN_NAME_MAX	64
+#define CONF_TOKENS_MAX		4096
+struct conf_token {
+	char		name[CONF_TOKEN_NAME_MAX + 1];
+	unsigned char	digest[32];
+};
+
 struct conf_cidr {
 	int		family;		/* AF_INET or AF_INET6 */
 	unsigned char	addr[16];	/* network byte order, masked */
@@ -88,6 +96,7 @@ struct conf {
 	char			*jwt_secret_file;
 	char			*jwt_jwks_file;
 	int			 jwt_jwks_fetch; /* 1: from Auth */
+	char			*client_tokens_file;
 	char			*session_email;
 	char			*session_password_file;
 	char			*session_refresh_token_file;
@@ -99,6 +108,8 @@ struct conf {
 	int			 apikey_is_jwt;	/* legacy JWT: also Bearer */
 	struct secret		*jwt_secret;	/* NULL if none */
 	struct jwk_set		*jwks;		/* jwt-jwks-file or NULL */
+	struct conf_token	*tokens;	/* client-tokens-file */
+	size_t			 ntokens;	/* 0: no token needed */
 
 	struct conf_expose	*expose;
 	size_t			nexpose;
@@ -149,6 +160,8 @@ struct conf *conf_load(const char *file);
 struct conf *conf_ref(struct conf *);
 /* drop a reference; frees on the last one; NULL is a no-op */
 void conf_unref(struct conf *);
+/* 1 if s may name a client token: 1-64 of [A-Za-z0-9._-] */
+int conf_token_name_ok(const char *);
 /* print the effective configuration (secrets as [redacted]) */
 void conf_dump(const struct conf *, FILE *);
 /* parse "30s", "5m", "1h", "250ms", plain seconds; -1 on error */

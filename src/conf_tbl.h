@@ -80,6 +80,9 @@ CONF_H("allow-origin", CF_MULTI, 1, NULL, allow_origin,
     "browser Origin allowed to use supagate")
 CONF_H("allow-host", CF_MULTI, 1, NULL, allow_host,
     "extra Host header name that names supagate")
+CONF_V("client-tokens-file", CT_PATH, CF_SECRET, 0, 0, NULL,
+    client_tokens_file, NULL,
+    "file of local client token digests: clients must present one")
 CONF_V("upstream-timeout", CT_DURATION_MS, 0, 100, 86400000.0, "60s",
     upstream_timeout_ms, NULL, "upstream response timeout")
 CONF_V("functions-timeout", CT_DURATION_MS, 0, 100, 86400000.0, "150s",

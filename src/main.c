@@ -39,6 +39,7 @@ usage(FILE *fp)
 	fprintf(fp,
 	    "usage: supagate [-dnv] [-f file]\n"
 	    "       supagate login [-d] [-f file]\n"
+	    "       supagate token name\n"
 	    "       supagate --version | --help\n"
 	    "  -d       debug logging\n"
 	    "  -f file  configuration file (default %s;\n"
@@ -46,6 +47,37 @@ usage(FILE *fp)
 	    "  -n       check the configuration and exit\n"
 	    "  -v       with -n, print the effective configuration\n",
 	    DEFAULT_CONF);
+}
+
+/*
+ * supagate token NAME: a new client token on the first line, and the
+ * line for client-tokens-file (NAME, BLAKE2b-256 of the token in hex)
+ * on the second.  Only the digest is kept by supagate.
+ */
+static int
+token_main(const char *name)
+{
+	unsigned char	 raw[32], d[32];
+	char		 tok[4 + 64], hex[65];
+
+	if (!conf_token_name_ok(name)) {
+		fprintf(stderr, "supagate token: a name is 1 to %d letters, "
+		    "digits, '.', '_' or '-'\n", CONF_TOKEN_NAME_MAX);
+		return 2;
+	}
+	crypto_random(raw, sizeof(raw));
+	memcpy(tok, "sgt_", 4);
+	if (crypto_b64url_encode(raw, sizeof(raw), tok + 4,
+	    sizeof(tok) - 4) < 0) {
+		fprintf(stderr, "supagate token: encoding failed\n");
+		return 1;
+	}
+	crypto_digest(tok, strlen(tok), d);
+	crypto_hex(d, sizeof(d), hex);
+	printf("%s\n%s %s\n", tok, name, hex);
+	crypto_wipe(raw, sizeof(raw));
+	crypto_wipe(tok, sizeof(tok));
+	return fflush(stdout) == 0 ? 0 : 1;
 }
 
 /* speak the sd_notify protocol directly on $NOTIFY_SOCKET */
@@ -146,6 +178,15 @@ main(int argc, char *argv[])
 			usage(stdout);
 			return 0;
 		}
+	}
+	if (argc > 1 && strcmp(argv[1], "token") == 0) {
+		if (argc != 3) {
+			usage(stderr);
+			return 2;
+		}
+		if (crypto_setup() != 0)
+			fatalx("libsodium initialisation failed");
+		return token_main(argv[2]);
 	}
 	if (argc > 1 && strcmp(argv[1], "login") == 0) {
 		login = 1;

@@ -15,6 +15,7 @@
 #include "crypto.h"
 #include "jwt.h"
 #include "policy.h"
+#include "util.h"
 
 /*
  * Everything here is a pure function of its arguments: no I/O, no
@@ -105,17 +106,6 @@ ieq(const char *a, const char *b)
 	return ieqn(a, strlen(a), b);
 }
 
-static int
-hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* append s[0..n) at out[*off], keeping room for the NUL; -1 if full */
 static int
@@ -197,8 +187,8 @@ policy_path_ok(const char *path, const char **why)
 		if (c == '\0' || c == '/')
 			sep = 1;
 		else if (c == '%') {
-			if ((hi = hexval((unsigned char)p[1])) < 0 ||
-			    (lo = hexval((unsigned char)p[2])) < 0) {
+			if ((hi = util_hexval((unsigned char)p[1])) < 0 ||
+			    (lo = util_hexval((unsigned char)p[2])) < 0) {
 				reason = "bad percent-escape in path";
 				goto bad;
 			}
@@ -309,8 +299,8 @@ name_is_apikey(const char *p, size_t n)
 	for (i = 0; i < n; i++) {
 		c = (unsigned char)p[i];
 		if (c == '%' && n - i >= 3 &&
-		    (hi = hexval((unsigned char)p[i + 1])) >= 0 &&
-		    (lo = hexval((unsigned char)p[i + 2])) >= 0) {
+		    (hi = util_hexval((unsigned char)p[i + 1])) >= 0 &&
+		    (lo = util_hexval((unsigned char)p[i + 2])) >= 0) {
 			c = hi << 4 | lo;
 			i += 2;
 		}
@@ -478,6 +468,30 @@ is_client_token(const char *tok, const char *client_key)
 	if (strcmp(c.role, "anon") == 0 || strcmp(c.role, "service_role") == 0)
 		return 0;
 	return 1;
+}
+
+int
+policy_client_token_ok(const struct conf *conf, const char *apikey,
+    const char *query_key, const char *authz)
+{
+	const char	*tok = apikey;
+	unsigned char	 d[32];
+	size_t		 i;
+	int		 ok = 0;
+
+	if (conf == NULL || conf->ntokens == 0)
+		return 1;
+	if (tok == NULL)
+		tok = query_key;
+	if (tok == NULL && authz != NULL)
+		tok = bearer_token(authz);
+	if (tok == NULL || tok[0] == '\0')
+		return 0;
+	crypto_digest(tok, strlen(tok), d);
+	for (i = 0; i < conf->ntokens; i++)
+		ok |= crypto_memeq(d, conf->tokens[i].digest, sizeof(d));
+	crypto_wipe(d, sizeof(d));
+	return ok;
 }
 
 int

@@ -115,6 +115,17 @@ int policy_connection_lists(const char *connection_value, const char *name);
  * into buf), or 0 when no Authorization is to be sent; -1 if the
  * replacement does not fit in buf.
  */
+/*
+ * With client-tokens-file: 1 if the client presented one of its tokens,
+ * as apikey, else as ?apikey= (query_key), else as "Bearer <token>";
+ * the digest is compared with every line in constant time.  1 without
+ * the file (no token needed), 0 otherwise.  The token never goes
+ * upstream: apikey is always supagate's, and a bearer token equal to
+ * apikey or not shaped like a JWT is replaced (policy_authorization).
+ */
+int policy_client_token_ok(const struct conf *, const char *apikey,
+    const char *query_key, const char *authz);
+
 int policy_authorization(const struct conf *, const char *authz,
     const char *client_key, char *buf, size_t buflen, const char **out);
 

@@ -914,6 +914,23 @@ session_wake_cb(void *arg)
 }
 
 /*
+ * The first ?apikey= value of r's query (still percent-encoded) into
+ * key[len]; how many there were, -1 on ENOMEM or one too long.
+ */
+static int
+query_apikey(const struct request *r, char *key, size_t len)
+{
+	char	*q;
+	int	 n;
+
+	if ((q = malloc(strlen(r->query) + 1)) == NULL)
+		return -1;
+	n = policy_strip_apikey(r->query, q, strlen(r->query) + 1, key, len);
+	free(q);
+	return n;
+}
+
+/*
  * The Authorization that goes upstream (r->authz, NULL for none): the
  * client's own token, or supagate's (its key, or in session mode the
  * session's access token), as policy_authorization decides.  Returns
@@ -927,15 +944,11 @@ decide_authz(struct request *r)
 {
 	const struct conf	*c = r->conf;
 	const char		*client_key, *authz, *client_authz, *tok;
-	char			 keybuf[512], *buf, *q;
+	char			 keybuf[512], *buf;
 	size_t			 len = c->apikey->len + 16;
 	int			 ret = -1, nkeys, wait, pol;
 
-	if ((q = malloc(strlen(r->query) + 1)) == NULL)
-		return -1;
-	nkeys = policy_strip_apikey(r->query, q, strlen(r->query) + 1, keybuf,
-	    sizeof(keybuf));
-	free(q);
+	nkeys = query_apikey(r, keybuf, sizeof(keybuf));
 	client_key = server_header(r, "apikey");
 	if (client_key == NULL && nkeys > 0)
 		client_key = keybuf;
@@ -971,6 +984,20 @@ decide_authz(struct request *r)
 	}
 	explicit_bzero(keybuf, sizeof(keybuf));
 	return ret;
+}
+
+/* client-tokens-file: did the client present one of the tokens? */
+static int
+client_token_ok(struct request *r)
+{
+	char	 keybuf[512];
+	int	 ok;
+
+	ok = policy_client_token_ok(r->conf, server_header(r, "apikey"),
+	    query_apikey(r, keybuf, sizeof(keybuf)) > 0 ? keybuf : NULL,
+	    server_header(r, "Authorization"));
+	explicit_bzero(keybuf, sizeof(keybuf));
+	return ok;
 }
 
 /* the credential is settled or not: answer, wait, or go on with next */
@@ -1213,6 +1240,12 @@ proxy_begin(struct request *r, const char *method, const char *version,
 	}
 	if (cors_preflight(r, origin))
 		return PROXY_RESPOND;
+	if (c->ntokens > 0 && !client_token_ok(r)) {
+		proxy_error(r, 401, "invalid_client_token", "this supagate "
+		    "wants one of its client tokens as apikey (or as "
+		    "Authorization: Bearer)");
+		return PROXY_RESPOND;
+	}
 	if (!policy_expose_ok(c, r->method, r->path)) {
 		proxy_error(r, 403, "forbidden",
 		    "%s %s is not exposed by this supagate", r->method,

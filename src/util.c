@@ -121,3 +121,15 @@ util_write_atomic(int dirfd, const char *name, const char *tmp,
 	}
 	return fsync(dirfd);
 }
+
+int
+util_hexval(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

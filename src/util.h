@@ -21,5 +21,7 @@ int util_write_atomic(int dirfd, const char *name, const char *tmp,
     const void *, size_t len);
 /* ASCII case-insensitive equality of two NUL-terminated strings */
 int util_strcaseeq(const char *, const char *);
+/* the value of hex digit c (either case), or -1 */
+int util_hexval(int c);
 
 #endif

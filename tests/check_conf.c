@@ -827,6 +827,59 @@ START_TEST(secret_files)
 }
 END_TEST
 
+#define DIG1	"0000000000000000000000000000000000000000000000000000000000000000"
+#define DIG2	"ABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABABAB"
+
+/* client-tokens-file: NAME DIGEST lines, errors by file and line */
+START_TEST(tokens_file)
+{
+	struct conf	*c;
+
+	write_str("tokens", "# local apps\n\napp1 " DIG1 "\n"
+	    "  app.2_x-y\t" DIG2 "  # the second\n", 0600);
+	OK(c = loadb("client-tokens-file tokens\n"));
+	ck_assert_uint_eq(c->ntokens, 2);
+	ck_assert_str_eq(c->tokens[0].name, "app1");
+	ck_assert_str_eq(c->tokens[1].name, "app.2_x-y");
+	ck_assert_int_eq(c->tokens[0].digest[31], 0x00);
+	ck_assert_int_eq(c->tokens[1].digest[0], 0xab);
+	dump(c);
+	HAS(out, "client-tokens-file tokens\n");
+	conf_unref(c);
+	/* none configured: none needed */
+	OK(c = loadb(""));
+	ck_assert_uint_eq(c->ntokens, 0);
+	conf_unref(c);
+
+	write_str("tokens", "app1 " DIG1 "\nbad name " DIG1 "\n"
+	    "app3\napp4 " DIG1 "ff\napp5 " DIG1 " extra\napp1 " DIG1 "\n"
+	    "app6 g" DIG1 "\n", 0600);
+	FAILS(c = loadb("client-tokens-file tokens\n"));
+	HAS(errs, "tokens:2: client-tokens-file: want NAME DIGEST");
+	HAS(errs, "tokens:3: client-tokens-file: want NAME DIGEST");
+	HAS(errs, "tokens:4: client-tokens-file: the digest is 64 hex digits");
+	HAS(errs, "tokens:5: client-tokens-file: want NAME DIGEST");
+	HAS(errs, "tokens:6: client-tokens-file: app1 is there twice");
+	HAS(errs, "tokens:7: client-tokens-file: the digest is 64 hex digits");
+	write_str("tokens", "# nobody yet\n", 0600);
+	FAILS(c = loadb("client-tokens-file tokens\n"));
+	HAS(errs, "tokens: client-tokens-file: no token");
+	write_file("tokens", "app1 " DIG1 "\0\n", 71, 0600);
+	FAILS(c = loadb("client-tokens-file tokens\n"));
+	HAS(errs, "tokens: client-tokens-file: NUL byte");
+	FAILS(c = loadb("client-tokens-file missing\n"));
+	HAS(errs, "client-tokens-file missing: No such file");
+	ck_assert(conf_token_name_ok("a"));
+	ck_assert(!conf_token_name_ok(""));
+	ck_assert(!conf_token_name_ok("a b"));
+	ck_assert(!conf_token_name_ok("x\xc3\xa9"));
+	ck_assert(conf_token_name_ok("0123456789012345678901234567890123456789"
+	    "012345678901234567890123"));
+	ck_assert(!conf_token_name_ok("0123456789012345678901234567890123456789"
+	    "0123456789012345678901234"));
+}
+END_TEST
+
 /* the P-256 generator as a public key: a valid JWK */
 #define GX	"axfR8uEsQkf4vOblY6RA8ncDfYEt6zOg9KE5RdiYwpY"
 #define GY	"T-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU"
@@ -1141,6 +1194,7 @@ conf_suite(void)
 	tcase_add_test(tc, cross_field);
 	tcase_add_test(tc, secret_files);
 	tcase_add_test(tc, jwks_file);
+	tcase_add_test(tc, tokens_file);
 	tcase_add_test(tc, credentials_directory);
 	tcase_add_test(tc, env_modes);
 	tcase_add_test(tc, env_with_file);

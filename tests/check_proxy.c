@@ -1346,6 +1346,167 @@ START_TEST(jwks_reload)
 }
 END_TEST
 
+/* ---- client-tokens-file: local client tokens ------------------------ */
+
+static char	tokens_path[H_PATH_MAX];
+static char	tok1[128], tok2[128];	/* made by "supagate token" */
+static char	line1[160], line2[160];	/* their client-tokens-file lines */
+
+/* "supagate token name": the token and the file's line */
+static void
+make_token(const char *name, char *tok, char *line)
+{
+	FILE	*p;
+
+	ck_assert_ptr_nonnull(p = popen(h_fmt("'%s' token %s",
+	    getenv("SUPAGATE_BIN"), name), "r"));
+	ck_assert_ptr_nonnull(fgets(tok, 128, p));
+	ck_assert_ptr_nonnull(fgets(line, 160, p));
+	ck_assert_int_eq(pclose(p), 0);
+	tok[strcspn(tok, "\n")] = '\0';
+	ck_assert(strncmp(tok, "sgt_", 4) == 0 && strlen(tok) == 47);
+	ck_assert(strncmp(line, name, strlen(name)) == 0);
+}
+
+static void
+write_tokens(const char *text)
+{
+	FILE	*fp;
+
+	ck_assert_ptr_nonnull(fp = fopen(tokens_path, "w"));
+	fputs(text, fp);
+	ck_assert_int_eq(fclose(fp), 0);
+}
+
+static void
+fx_tokens(void)
+{
+	char	dir[] = "/tmp/check_proxy_tokens.XXXXXX";
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(tokens_path, sizeof(tokens_path), "%s/tokens", dir);
+	make_token("app1", tok1, line1);
+	make_token("app2", tok2, line2);
+	write_tokens(h_fmt("# local apps\n%s%s", line1, line2));
+	gate_up(h_fmt(BASE_CONF
+	    "upstream @UP@\n"
+	    "anon-key-file @DIR@/anon.key\n"
+	    "client-tokens-file %s\n", tokens_path), up.port);
+}
+
+static void
+fx_tokens_down(void)
+{
+	char	*slash;
+
+	gate_down();
+	unlink(tokens_path);
+	if ((slash = strrchr(tokens_path, '/')) != NULL) {
+		*slash = '\0';
+		rmdir(tokens_path);
+	}
+}
+
+/* GET target with hdrs: want status, and the JSON code when an error */
+static void
+token_status(const char *target, const char *const *hdrs, long want,
+    const char *code)
+{
+	struct h_opts	o = { .hdrs = hdrs };
+	struct h_resp	r;
+	char		v[64];
+
+	ck_assert_msg(h_req(&r, gate.port, "GET", target, &o) == 0,
+	    "GET %s: %s", target, r.err);
+	ck_assert_msg(r.status == want, "GET %s: status %ld body %s", target,
+	    r.status, r.body);
+	if (code != NULL) {
+		ck_assert_int_eq(h_json_str(r.body, "code", v, sizeof(v)), 0);
+		ck_assert_str_eq(v, code);
+	}
+	ck_assert_ptr_null(strstr(r.body, tok1));
+	ck_assert_ptr_null(strstr(r.body, tok2));
+	h_resp_free(&r);
+}
+
+/*
+ * With client-tokens-file a request must carry one of the tokens, as
+ * supabase-js sends its key (apikey and Bearer), as Bearer alone, or as
+ * ?apikey=; upstream never sees it (supagate's own key goes there).
+ */
+START_TEST(client_tokens)
+{
+	static char	 bearer[600], anon[600], user[600], k1[160], b1[160],
+			 k2[160], b2[160], big[6000], t[300];
+	const char	*h_none[] = { NULL };
+	const char	*h_anon[] = { anon, NULL };
+	const char	*h_bad[] = { "apikey: sgt_not-a-token", b1, NULL };
+	const char	*h_js[] = { k1, b1, NULL };
+	const char	*h_b2[] = { b2, NULL };
+	const char	*h_user[] = { k2, user, NULL };
+	const char	*h_big[] = { big, NULL };
+	char		*log;
+
+	snprintf(bearer, sizeof(bearer), "Bearer %s", h_keys.anon);
+	snprintf(anon, sizeof(anon), "apikey: %s", h_keys.anon);
+	snprintf(user, sizeof(user), "Authorization: Bearer %s", h_keys.user);
+	snprintf(k1, sizeof(k1), "apikey: %s", tok1);
+	snprintf(b1, sizeof(b1), "Authorization: Bearer %s", tok1);
+	snprintf(k2, sizeof(k2), "apikey: %s", tok2);
+	snprintf(b2, sizeof(b2), "Authorization: Bearer %s", tok2);
+
+	token_status("/rest/v1/echo?t=none", h_none, 401,
+	    "invalid_client_token");
+	/* the project's own key is no client token */
+	token_status("/rest/v1/echo?t=anon", h_anon, 401,
+	    "invalid_client_token");
+	/* apikey decides, when there is one */
+	token_status("/rest/v1/echo?t=bad", h_bad, 401,
+	    "invalid_client_token");
+	snprintf(t, sizeof(t), "/rest/v1/echo?apikey=%s", tok1 + 1);
+	token_status(t, h_none, 401, "invalid_client_token");
+	snprintf(big, sizeof(big), "apikey: %s%0*d", tok1, 5000, 7);
+	token_status("/rest/v1/echo?t=big", h_big, 401,
+	    "invalid_client_token");
+
+	creds_are("/rest/v1/echo?t=js", h_js, h_keys.anon, bearer);
+	creds_are("/rest/v1/echo?t=b2", h_b2, h_keys.anon, bearer);
+	snprintf(t, sizeof(t), "/rest/v1/echo?t=q&apikey=%s", tok1);
+	creds_are(t, h_none, h_keys.anon, bearer);
+	snprintf(t, sizeof(t), "/rest/v1/echo?t=q2&apikey=%s", tok2);
+	token_status(t, h_none, 200, NULL);
+	/* a signed-in client keeps its own user token */
+	creds_are("/auth/v1/user?t=user", h_user, h_keys.anon,
+	    user + strlen("Authorization: "));
+	/* the admin endpoints stay loopback-only, without a token */
+	token_status("/_supagate/health", h_none, 200, NULL);
+	/* no token in the log, from a header or the query */
+	ck_assert_ptr_nonnull(log = h_slurp(gate.log, NULL));
+	ck_assert_ptr_nonnull(strstr(log, "t=q2"));
+	ck_assert_ptr_null(strstr(log, tok1));
+	ck_assert_ptr_null(strstr(log, tok2));
+	free(log);
+}
+END_TEST
+
+/* a token taken out of the file and SIGHUP: refused from then on */
+START_TEST(client_tokens_revoked)
+{
+	static char	 k1[160], k2[160];
+	const char	*h1[] = { k1, NULL };
+	const char	*h2[] = { k2, NULL };
+
+	snprintf(k1, sizeof(k1), "apikey: %s", tok1);
+	snprintf(k2, sizeof(k2), "apikey: %s", tok2);
+
+	token_status("/rest/v1/echo?t=r1", h1, 200, NULL);
+	write_tokens(line2);
+	reload_gate();
+	token_status("/rest/v1/echo?t=r2", h1, 401, "invalid_client_token");
+	token_status("/rest/v1/echo?t=r3", h2, 200, NULL);
+}
+END_TEST
+
 /* ---- jwt-jwks-fetch: the set from Auth, kept in state-dir ---------- */
 
 static char	fetch_state[H_PATH_MAX];
@@ -2274,6 +2435,11 @@ suite(void)
 
 	t = tc(s, "max_connections", fx_maxconns, 60);
 	tcase_add_test(t, connection_limit_503);
+	tcase_add_test(t, survives);
+
+	t = tc_down(s, "tokens", fx_tokens, fx_tokens_down, 30);
+	tcase_add_test(t, client_tokens);
+	tcase_add_test(t, client_tokens_revoked);
 	tcase_add_test(t, survives);
 
 	t = tc_down(s, "jwks", fx_jwks, fx_jwks_down, 30);
