@@ -93,6 +93,7 @@ struct lex {
 
 enum tok { T_WORD, T_EOS, T_EOF, T_ERR };
 
+static void	 dump_str(FILE *, const char *, const char *);
 static handler_fn	h_listen, h_expose, h_allow_from, h_allow_origin,
 			h_allow_host, h_cache_rpc, h_cache_ttl_for,
 			h_cache_ttl_status;
@@ -497,6 +498,15 @@ listen_parse(const char *v, struct conf_listen *l, char *err, size_t errlen)
 	size_t		 n;
 	int		 af;
 
+	if (strncmp(v, "unix:", 5) == 0) {
+		if (v[5] != '/' || strlen(v + 5) >= sizeof(l->path)) {
+			snprintf(err, errlen, "unix:PATH wants an absolute path "
+			    "of fewer than %zu bytes", sizeof(l->path));
+			return -1;
+		}
+		snprintf(l->path, sizeof(l->path), "%s", v + 5);
+		return 0;
+	}
 	if (v[0] == '[') {
 		if ((e = strchr(v, ']')) == NULL || e[1] != ':')
 			goto bad;
@@ -527,8 +537,9 @@ listen_parse(const char *v, struct conf_listen *l, char *err, size_t errlen)
 	inet_ntop(af, a, l->host, sizeof(l->host));
 	return 0;
  bad:
-	snprintf(err, errlen, "\"%.100s\": expected ADDRESS:PORT, e.g. "
-	    "127.0.0.1:8787 or [::1]:8787", v);
+	snprintf(err, errlen, "\"%.100s\": expected ADDRESS:PORT or "
+	    "unix:PATH, e.g. 127.0.0.1:8787, [::1]:8787 or "
+	    "unix:/run/supagate/http.sock", v);
 	return -1;
 }
 
@@ -552,10 +563,14 @@ h_listen(struct conf *c, char **argv, char *err, size_t errlen)
 static void
 d_listen(const struct conf *c, FILE *fp)
 {
+	char	u[5 + CONF_UNIX_PATH_MAX];
 	size_t	i;
 
 	for (i = 0; i < c->nlisten; i++)
-		if (strchr(c->listen[i].host, ':') != NULL)
+		if (c->listen[i].path[0] != '\0') {
+			snprintf(u, sizeof(u), "unix:%s", c->listen[i].path);
+			dump_str(fp, "listen", u);
+		} else if (strchr(c->listen[i].host, ':') != NULL)
 			fprintf(fp, "listen [%s]:%d\n", c->listen[i].host,
 			    c->listen[i].port);
 		else
@@ -1488,6 +1503,8 @@ listen_is_loopback(const struct conf_listen *l)
 {
 	unsigned char	a[16];
 
+	if (l->path[0] != '\0')
+		return 1;	/* unix: file permissions say who */
 	if (inet_pton(AF_INET, l->host, a) == 1)
 		return a[0] == 127;
 	if (inet_pton(AF_INET6, l->host, a) == 1) {

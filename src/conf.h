@@ -42,9 +42,11 @@ enum conf_svc {
 #define CONF_M_OPTIONS	0x040
 #define CONF_M_ALL	0x07f
 
+#define CONF_UNIX_PATH_MAX	108	/* sizeof(sun_path) on Linux */
 struct conf_listen {
 	char	host[64];	/* numeric IPv4 or IPv6 address */
 	int	port;		/* 0: ephemeral */
+	char	path[CONF_UNIX_PATH_MAX];	/* unix:PATH; "" for TCP */
 };
 
 /* a line of client-tokens-file: NAME HEX (BLAKE2b-256 of the token) */

@@ -8,12 +8,15 @@
 #include "config.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
 #include <microhttpd.h>
 
 #include <assert.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +39,8 @@
 
 static struct MHD_Daemon	*daemons[CONF_LISTEN_MAX];
 static int			 listen_fds[CONF_LISTEN_MAX];
+/* unix:PATH listeners: the socket file to remove; "" for TCP */
+static char			 listen_paths[CONF_LISTEN_MAX][CONF_UNIX_PATH_MAX];
 static size_t			 ndaemons;
 static size_t			 nconns;
 static struct peer		*peers;
@@ -45,6 +50,8 @@ addr_same(const struct sockaddr *a, const struct sockaddr_storage *b)
 {
 	if (a->sa_family != b->ss_family)
 		return 0;
+	if (a->sa_family == AF_UNIX)
+		return 1;	/* every local-socket client is one peer */
 	if (a->sa_family == AF_INET)
 		return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
 		    ((const struct sockaddr_in *)b)->sin_addr.s_addr;
@@ -662,6 +669,67 @@ server_handoff(size_t listen_idx, int fd, const struct sockaddr *sa,
 		log_warn("cannot hand a connection to the HTTP server");
 }
 
+/*
+ * A unix:PATH listener, mode 0660 (the file's group decides who else may
+ * connect).  A socket file left by a daemon that is gone (nobody
+ * accepts on it) is replaced; one in use, or any other file, is not.
+ */
+static int
+bind_unix(const char *path)
+{
+	struct sockaddr_un	 sun;
+	struct stat		 sb;
+	mode_t			 old;
+	int			 fd, probe, rc, gone;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		log_warnx("listen unix:%s: path too long", path);
+		return -1;
+	}
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	if (lstat(path, &sb) == 0) {
+		if (!S_ISSOCK(sb.st_mode)) {
+			log_warnx("listen unix:%s: exists and is not a socket",
+			    path);
+			return -1;
+		}
+		if ((probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC,
+		    0)) == -1) {
+			log_warn("socket");
+			return -1;
+		}
+		gone = connect(probe, (struct sockaddr *)&sun,
+		    sizeof(sun)) == -1 && errno == ECONNREFUSED;
+		close(probe);
+		if (!gone) {
+			log_warnx("listen unix:%s: in use by another process",
+			    path);
+			return -1;
+		}
+		if (unlink(path) == -1) {
+			log_warn("listen unix:%s: unlink", path);
+			return -1;
+		}
+	}
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0)) == -1) {
+		log_warn("socket");
+		return -1;
+	}
+	old = umask(0117);
+	rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old);
+	if (rc == -1 || listen(fd, 511) == -1) {
+		log_warn("listen unix:%s", path);
+		close(fd);
+		return -1;
+	}
+	log_info("listening on unix:%s", path);
+	return fd;
+}
+
 static int
 bind_listen(const struct conf_listen *l)
 {
@@ -670,6 +738,8 @@ bind_listen(const struct conf_listen *l)
 	char			host[64];
 	int			fd, one = 1, port;
 
+	if (l->path[0] != '\0')
+		return bind_unix(l->path);
 	memset(&ss, 0, sizeof(ss));
 	if (inet_pton(AF_INET, l->host,
 	    &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
@@ -765,6 +835,8 @@ server_setup(struct conf *c)
 			return -1;
 		}
 		listen_fds[ndaemons] = fd;
+		snprintf(listen_paths[ndaemons], sizeof(listen_paths[0]), "%s",
+		    c->listen[i].path);
 		daemons[ndaemons++] = d;
 	}
 	if (front_setup(c) != 0)
@@ -783,6 +855,10 @@ server_quiesce(void)
 			evloop_unwatch(listen_fds[i]);
 			close(listen_fds[i]);
 			listen_fds[i] = -1;
+			/* ours: nobody else gets a path that is in use */
+			if (listen_paths[i][0] != '\0' &&
+			    unlink(listen_paths[i]) == -1 && errno != ENOENT)
+				log_warn("unlink %s", listen_paths[i]);
 		}
 }
 

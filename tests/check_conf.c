@@ -287,6 +287,7 @@ START_TEST(good_values)
 	    "listen 127.0.0.1:0\n"
 	    "listen [::1]:8788\n"
 	    "listen 192.168.1.5:80\n"
+	    "listen \"unix:/run/supa gate/http.sock\"\n"
 	    "upstream \"https://abc.supabase.co///\"\n"
 	    "rest-upstream http://127.0.0.1:3000/\n"
 	    "auth-upstream http://127.0.0.1:9999\n"
@@ -338,10 +339,12 @@ START_TEST(good_values)
 	write_str("sec", SEC, 0600);
 	c = load_file("t.conf");
 	OK(c);
-	ck_assert_uint_eq(c->nlisten, 3);
+	ck_assert_uint_eq(c->nlisten, 4);
 	ck_assert_int_eq(c->listen[0].port, 0);
 	ck_assert_str_eq(c->listen[1].host, "::1");
 	ck_assert_int_eq(c->listen[1].port, 8788);
+	ck_assert_str_eq(c->listen[1].path, "");
+	ck_assert_str_eq(c->listen[3].path, "/run/supa gate/http.sock");
 	ck_assert_str_eq(c->upstream, "https://abc.supabase.co");
 	ck_assert_str_eq(c->svc_upstream[CONF_SVC_REST],
 	    "http://127.0.0.1:3000");
@@ -394,6 +397,7 @@ START_TEST(good_values)
 	ck_assert(c->sign_reuse_share == 1.0);
 	dump(c);
 	HAS(out, "listen [::1]:8788\n");
+	HAS(out, "listen \"unix:/run/supa gate/http.sock\"\n");
 	HAS(out, "expose * /functions/v1/hello\n");
 	HAS(out, "expose GET,HEAD /rest/v1/\n");
 	HAS(out, "allow-from 192.168.1.0/24\n");
@@ -422,6 +426,11 @@ static const struct {
 	{ "listen localhost:80", "not a numeric IPv4" },
 	{ "listen ::1:80", "not a numeric IPv4" },
 	{ "listen [::1]80", "expected ADDRESS:PORT" },
+	{ "listen unix:run/http.sock", "unix:PATH wants an absolute path" },
+	{ "listen unix:", "unix:PATH wants an absolute path" },
+	{ "listen unix:/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	    "unix:PATH wants an absolute path of fewer than 108 bytes" },
 	{ "listen [127.0.0.1]:80", "not a numeric IPv6" },
 	{ "listen 127.0.0.1:65536", "bad port" },
 	{ "listen 127.0.0.1:-1", "bad port" },

@@ -6,10 +6,14 @@
 #include "config.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stddef.h>
@@ -1507,6 +1511,127 @@ START_TEST(client_tokens_revoked)
 }
 END_TEST
 
+/* ---- listen unix:PATH ---------------------------------------------- */
+
+static char	sock_dir[H_PATH_MAX], sock_path[H_PATH_MAX + 16];
+
+static void
+fx_unix(void)
+{
+	char	dir[] = "/tmp/check_proxy_unix.XXXXXX";
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(sock_dir, sizeof(sock_dir), "%s", dir);
+	snprintf(sock_path, sizeof(sock_path), "%s/http.sock", dir);
+	gate_up(h_fmt(BASE_CONF
+	    "listen unix:%s\n"
+	    "upstream @UP@\n"
+	    "anon-key-file @DIR@/anon.key\n", sock_path), up.port);
+}
+
+static void
+fx_unix_down(void)
+{
+	gate_down();
+	unlink(sock_path);
+	rmdir(sock_dir);
+}
+
+/* send req on a new connection to the unix socket, read until close */
+static void
+unix_raw(const char *path, const char *req, struct h_raw_resp *rr)
+{
+	struct sockaddr_un	 sun;
+	int			 fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	ck_assert_uint_lt(strlen(path), sizeof(sun.sun_path));
+	memcpy(sun.sun_path, path, strlen(path) + 1);
+	ck_assert_int_ge(fd = socket(AF_UNIX, SOCK_STREAM, 0), 0);
+	ck_assert_msg(connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0,
+	    "connect %s: %s", path, strerror(errno));
+	ck_assert_int_eq(h_send_all(fd, req, strlen(req), 5000), 0);
+	memset(rr, 0, sizeof(*rr));
+	h_raw_read(fd, H_RAW_CLOSE, 10000, rr);
+	close(fd);
+}
+
+/* the same requests over unix:PATH as over TCP, file mode 0660 */
+START_TEST(unix_socket)
+{
+	static struct h_raw_resp	 rr;
+	struct stat			 sb;
+	char				 v[1024];
+
+	ck_assert_int_eq(lstat(sock_path, &sb), 0);
+	ck_assert(S_ISSOCK(sb.st_mode));
+	ck_assert_int_eq(sb.st_mode & 0777, 0660);
+
+	unix_raw(sock_path, "GET /rest/v1/echo?via=unix HTTP/1.1\r\n"
+	    "Host: localhost\r\nConnection: close\r\n\r\n", &rr);
+	ck_assert_int_eq(rr.status, 200);
+	ck_assert_ptr_nonnull(rr.body);
+	ck_assert_int_eq(h_echo_hdr_count(rr.body, "apikey"), 1);
+	h_echo_hdr(rr.body, "apikey", 0, v, sizeof(v));
+	ck_assert_str_eq(v, h_keys.anon);
+	/* bad input gets the same JSON answer */
+	unix_raw(sock_path, "GET /rest/v1/echo HTTP/1.1\r\n"
+	    "Host: localhost\r\nBad Name: 1\r\n\r\n", &rr);
+	ck_assert_int_eq(rr.status, 400);
+	ck_assert_int_eq(h_json_str(rr.body, "code", v, sizeof(v)), 0);
+	ck_assert_str_eq(v, "bad_request");
+	/* a chunked body goes to libmicrohttpd with a unix peer too */
+	unix_raw(sock_path, "POST /rest/v1/sink HTTP/1.1\r\n"
+	    "Host: localhost\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "5\r\nhello\r\n0\r\n\r\n", &rr);
+	ck_assert_int_eq(rr.status, 200);
+	ck_assert_ptr_nonnull(strstr(rr.body, "\"bytes\":5,"));
+	/* and TCP still works */
+	ck_assert(health_ok(gate.port));
+}
+END_TEST
+
+/*
+ * A socket file left by a killed daemon is replaced at the next start,
+ * a clean stop removes it, and a path that is not a socket is refused.
+ */
+START_TEST(unix_socket_files)
+{
+	static struct h_proc	 g;
+	char			 dir[] = "/tmp/check_proxy_unix2.XXXXXX";
+	char			 path[H_PATH_MAX], conf[2 * H_PATH_MAX];
+	struct stat		 sb;
+	int			 st, killed, fd;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/s.sock", dir);
+	/* unix first: a start that fails there never says "listening" */
+	snprintf(conf, sizeof(conf), "listen unix:%s\n" BASE_CONF
+	    "upstream @UP@\nanon-key-file @DIR@/anon.key\n", path);
+
+	ck_assert_int_eq(h_gate_start(&g, conf, up.port, NULL), 0);
+	ck_assert_int_eq(kill(g.pid, SIGKILL), 0);
+	st = h_stop(&g, 5000, &killed);
+	ck_assert(WIFSIGNALED(st));
+	ck_assert_int_eq(lstat(path, &sb), 0);		/* stale */
+	ck_assert_int_eq(h_gate_start(&g, conf, up.port, NULL), 0);
+	ck_assert_int_eq(lstat(path, &sb), 0);
+	ck_assert(S_ISSOCK(sb.st_mode));
+	st = h_stop(&g, 10000, &killed);
+	ck_assert(!killed && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_int_eq(lstat(path, &sb), -1);		/* removed */
+
+	ck_assert_int_ge(fd = open(path, O_WRONLY | O_CREAT, 0600), 0);
+	close(fd);
+	ck_assert_int_eq(h_gate_start(&g, conf, up.port, NULL), -1);
+	ck_assert_int_eq(lstat(path, &sb), 0);
+	ck_assert(S_ISREG(sb.st_mode));			/* left alone */
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
 /* ---- jwt-jwks-fetch: the set from Auth, kept in state-dir ---------- */
 
 static char	fetch_state[H_PATH_MAX];
@@ -2435,6 +2560,11 @@ suite(void)
 
 	t = tc(s, "max_connections", fx_maxconns, 60);
 	tcase_add_test(t, connection_limit_503);
+	tcase_add_test(t, survives);
+
+	t = tc_down(s, "unix", fx_unix, fx_unix_down, 60);
+	tcase_add_test(t, unix_socket);
+	tcase_add_test(t, unix_socket_files);
 	tcase_add_test(t, survives);
 
 	t = tc_down(s, "tokens", fx_tokens, fx_tokens_down, 30);
