@@ -204,6 +204,7 @@ struct store {
 	int64_t		 page;		/* the database's page size */
 	int		 wal_hard;	/* frames: writes wait for a restart */
 	int		 ckpt_error;	/* the last one logged */
+	int		 exclusive;	/* locking_mode EXCLUSIVE, no ckpt */
 };
 
 /* open_db() results */
@@ -1018,9 +1019,17 @@ open_db(struct store *st)
 
 	/*
 	 * Normal locking (not EXCLUSIVE, which saved two fcntl() calls per
-	 * statement): the checkpoint thread needs a connection of its own.
-	 * One daemon per store is the state-dir lock's business (session.c).
+	 * statement): the checkpoint thread needs a connection of its own,
+	 * and both share the WAL index in path-shm.  One daemon per store
+	 * is the state-dir lock's business (session.c).  Where that file
+	 * cannot be had (no shared mmap), EXCLUSIVE keeps the index in heap
+	 * memory, and checkpoints run in the loop.
 	 */
+	if (st->exclusive && sqlite3_exec(st->db,
+	    "PRAGMA locking_mode = EXCLUSIVE", NULL, NULL, NULL) != SQLITE_OK) {
+		db_fail(st, "locking_mode");
+		return OPEN_FAIL;
+	}
 	/*
 	 * 4 KiB pages for a new file (an existing one keeps its own):
 	 * bodies that would take many pages are files of their own, and
@@ -1187,7 +1196,15 @@ store_open(const char *path, uint64_t max_size)
 	}
 	st->dirfd = -1;
 	st->max_size = max_size;
-	if ((r = open_db(st)) == OPEN_CORRUPT) {
+	if ((r = open_db(st)) == OPEN_FAIL) {
+		close_db(st);
+		st->exclusive = 1;
+		if ((r = open_db(st)) == OPEN_OK)
+			log_warnx("%s: no shared WAL index (%s-shm): one "
+			    "connection, checkpoints in the event loop", path,
+			    path);
+	}
+	if (r == OPEN_CORRUPT) {
 		close_db(st);
 		if (move_aside(path) == -1)
 			goto fail;
@@ -1195,7 +1212,8 @@ store_open(const char *path, uint64_t max_size)
 	}
 	if (r != OPEN_OK)
 		goto fail;
-	ckpt_setup(st);
+	if (!st->exclusive)
+		ckpt_setup(st);
 	/* max_size may have shrunk since the last run */
 	if (max_size > 0 && st->bytes > max_size) {
 		if (begin(st, __func__) == -1)

@@ -1320,6 +1320,39 @@ START_TEST(checkpoint_thread)
 }
 END_TEST
 
+/*
+ * Without a shared WAL index (here a directory where path-shm should
+ * be) the store still opens and works, with one connection in EXCLUSIVE
+ * locking mode and no checkpoint thread.
+ */
+START_TEST(no_shared_index)
+{
+	char		 shm[200];
+	struct store	*st;
+
+	snprintf(shm, sizeof(shm), "%s-shm", path);
+	ck_assert_int_eq(mkdir(shm, 0700), 0);
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_uint_eq(store_checkpoints(st), 0);
+	ck_assert_int_eq(put_n(st, 1, "/rest/v1/a", 100, "public.a", NULL), 0);
+	ck_assert_int_eq(put_n(st, 2, "/rest/v1/a", FILE_BODY, NULL, NULL),
+	    0);
+	ck_assert_int_eq(store_flush(st), 0);
+	ck_assert_int_eq(store_check(st), 1);
+	store_close(st);
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_uint_eq(store_count(st), 2);
+	ck_assert_int_eq(has(st, 2), 1);
+	store_close(st);
+	ck_assert_int_eq(rmdir(shm), 0);
+	/* with the index back, the thread is back */
+	ck_assert_ptr_nonnull(st = store_open(path, 0));
+	ck_assert_int_eq(has(st, 1), 1);
+	ck_assert_int_eq(store_invalidate_tag(st, "public.a"), 1);
+	store_close(st);
+}
+END_TEST
+
 /* the page size in path's header (big-endian bytes 16-17) */
 static unsigned
 file_page_size(void)
@@ -1468,6 +1501,7 @@ store_suite(void)
 	tcase_add_test(tc, damaged);
 	tcase_add_test(tc, open_fails);
 	tcase_add_test(tc, schema_1_upgrade);
+	tcase_add_test(tc, no_shared_index);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("crash");
