@@ -71,8 +71,10 @@ server_peer_get(const struct sockaddr *sa)
 			return p;
 	if ((p = calloc(1, sizeof(*p))) == NULL)
 		return NULL;
+	/* only what the family has: a unix peer's may be 2 bytes long */
 	memcpy(&p->addr, sa, sa->sa_family == AF_INET6 ?
-	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	    sizeof(struct sockaddr_in6) : sa->sa_family == AF_INET ?
+	    sizeof(struct sockaddr_in) : sizeof(sa->sa_family));
 	p->next = peers;
 	peers = p;
 	return p;
