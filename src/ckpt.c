@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <sqlite3.h>
-
 #include "ckpt.h"
 #include "log.h"
 
@@ -17,14 +15,16 @@
 /*
  * A checkpoint copies WAL frames into the database and syncs both files:
  * tens of milliseconds on a busy disk, which in the event loop held up
- * every request.  Here it runs beside the loop, on a connection of its
- * own, in two passes: the bulk while writes go on, then (holding
- * writes back) what they added meanwhile.  SQLite starts the WAL over
- * only when a write begins with every frame copied, which a steady
- * stream of writes never allows without the second pass.
+ * every request.  Here it runs beside the loop, in two passes of the
+ * caller's pass function (on a connection of its own): the bulk while
+ * writes go on, then (holding writes back) what they added meanwhile.
+ * SQLite starts the WAL over only when a write begins with every frame
+ * copied, which a steady stream of writes never allows without the
+ * second pass.
  */
 struct ckpt {
-	sqlite3		*db;		/* the thread's alone */
+	int		(*pass_fn)(void *);
+	void		*arg;
 	pthread_t	 thread;
 	pthread_mutex_t	 mu;
 	pthread_cond_t	 wake;		/* for the thread */
@@ -41,12 +41,9 @@ struct ckpt {
 static void
 pass(struct ckpt *k)
 {
-	int	rc, nlog = 0, nckpt = 0;
+	int	rc;
 
-	rc = sqlite3_wal_checkpoint_v2(k->db, NULL, SQLITE_CHECKPOINT_PASSIVE,
-	    &nlog, &nckpt);
-	/* BUSY: another checkpoint runs (the writer's on close) */
-	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+	if ((rc = k->pass_fn(k->arg)) != 0)
 		atomic_store(&k->error, rc);
 	atomic_fetch_add(&k->passes, 1);
 }
@@ -79,39 +76,8 @@ ckpt_main(void *arg)
 	return NULL;
 }
 
-/* the thread's connection: WAL mode seen, syncs as the writer's */
-static sqlite3 *
-open_conn(const char *path)
-{
-	sqlite3		*db = NULL;
-	sqlite3_stmt	*s = NULL;
-	const char	*mode;
-	int		 ok = 0;
-
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
-	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
-		goto out;
-	if (sqlite3_exec(db, "PRAGMA synchronous = NORMAL;"
-	    "PRAGMA cache_size = 16", NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL) !=
-	    SQLITE_OK || sqlite3_step(s) != SQLITE_ROW)
-		goto out;
-	mode = (const char *)sqlite3_column_text(s, 0);
-	ok = mode != NULL && strcmp(mode, "wal") == 0;
- out:
-	if (!ok)
-		log_warnx("%s: checkpoint connection: %s", path,
-		    db != NULL ? sqlite3_errmsg(db) : "out of memory");
-	sqlite3_finalize(s);
-	if (!ok) {
-		sqlite3_close(db);
-		return NULL;
-	}
-	return db;
-}
-
 struct ckpt *
-ckpt_start(const char *path, int frames)
+ckpt_start(int frames, int (*pass_fn)(void *), void *arg)
 {
 	struct ckpt	*k;
 	pthread_attr_t	 attr;
@@ -123,13 +89,11 @@ ckpt_start(const char *path, int frames)
 		return NULL;
 	}
 	k->frames = frames > 0 ? frames : 1;
+	k->pass_fn = pass_fn;
+	k->arg = arg;
 	atomic_init(&k->hold, 0);
 	atomic_init(&k->error, 0);
 	atomic_init(&k->passes, 0);
-	if ((k->db = open_conn(path)) == NULL) {
-		free(k);
-		return NULL;
-	}
 	pthread_mutex_init(&k->mu, NULL);
 	pthread_cond_init(&k->wake, NULL);
 	pthread_cond_init(&k->done, NULL);
@@ -143,8 +107,7 @@ ckpt_start(const char *path, int frames)
 	pthread_attr_destroy(&attr);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rc != 0) {
-		log_warnx("%s: thread: %s", path, strerror(rc));
-		sqlite3_close(k->db);
+		log_warnx("checkpoint thread: %s", strerror(rc));
 		pthread_cond_destroy(&k->done);
 		pthread_cond_destroy(&k->wake);
 		pthread_mutex_destroy(&k->mu);
@@ -164,8 +127,6 @@ ckpt_stop(struct ckpt *k)
 	pthread_cond_signal(&k->wake);
 	pthread_mutex_unlock(&k->mu);
 	pthread_join(k->thread, NULL);
-	if (sqlite3_close(k->db) != SQLITE_OK)
-		log_warnx("%s: %s", __func__, sqlite3_errmsg(k->db));
 	pthread_cond_destroy(&k->done);
 	pthread_cond_destroy(&k->wake);
 	pthread_mutex_destroy(&k->mu);

@@ -7,13 +7,14 @@
 struct ckpt;
 
 /*
- * Open a second connection to the WAL database at path and start the
- * thread that checkpoints it once the WAL holds frames frames.  NULL
- * when that cannot be done (the caller checkpoints on its own then).
- * The thread never logs: ckpt_error() says what went wrong.
+ * Start the thread that checkpoints a WAL with pass_fn(arg) once it
+ * holds frames frames.  pass_fn runs on the thread only (with what it
+ * needs of its own, such as a database connection) and returns 0 or an
+ * error code, never logging: ckpt_error() gives the last one.  NULL when
+ * the thread cannot be had (the caller checkpoints on its own then).
  */
-struct ckpt	*ckpt_start(const char *path, int frames);
-/* stop the thread (after the pass it may be in) and close */
+struct ckpt	*ckpt_start(int frames, int (*pass_fn)(void *), void *arg);
+/* stop the thread, after the pass it may be in */
 void		 ckpt_stop(struct ckpt *);
 /*
  * After a commit that left frames frames in the WAL: wakes the thread
@@ -29,7 +30,7 @@ void		 ckpt_wal(struct ckpt *, int frames);
 int		 ckpt_holding(struct ckpt *);
 /* block until the checkpoint asked for or in progress has finished */
 void		 ckpt_wait(struct ckpt *);
-/* checkpoint passes run, and the SQLite code of the last failed one */
+/* checkpoint passes run, and the error code of the last failed one */
 uint64_t	 ckpt_passes(struct ckpt *);
 int		 ckpt_error(struct ckpt *);
 

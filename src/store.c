@@ -200,6 +200,7 @@ struct store {
 
 	/* checkpoints off the loop (ckpt.c); NULL: SQLite's own, inline */
 	struct ckpt	*ckpt;
+	sqlite3		*ckpt_db;	/* the thread's connection */
 	int		 wal_frames;	/* in the WAL after the last commit */
 	int64_t		 page;		/* the database's page size */
 	int		 wal_hard;	/* frames: writes wait for a restart */
@@ -1140,6 +1141,50 @@ wal_hook_fn(void *arg, sqlite3 *db, const char *name, int frames)
 	return SQLITE_OK;
 }
 
+/* a pass of the checkpoint thread, on its own connection */
+static int
+ckpt_pass(void *arg)
+{
+	struct store	*st = arg;
+	int		 rc, nlog = 0, nckpt = 0;
+
+	rc = sqlite3_wal_checkpoint_v2(st->ckpt_db, NULL,
+	    SQLITE_CHECKPOINT_PASSIVE, &nlog, &nckpt);
+	/* BUSY: another checkpoint runs (the writer's on close) */
+	return rc == SQLITE_OK || rc == SQLITE_BUSY ? 0 : rc;
+}
+
+/* the checkpoint thread's connection: WAL mode seen, syncs as ours */
+static sqlite3 *
+ckpt_conn(const char *path)
+{
+	sqlite3		*db = NULL;
+	sqlite3_stmt	*s = NULL;
+	const char	*mode;
+	int		 ok = 0;
+
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+		goto out;
+	if (sqlite3_exec(db, "PRAGMA synchronous = NORMAL;"
+	    "PRAGMA cache_size = 16", NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL) !=
+	    SQLITE_OK || sqlite3_step(s) != SQLITE_ROW)
+		goto out;
+	mode = (const char *)sqlite3_column_text(s, 0);
+	ok = mode != NULL && strcmp(mode, "wal") == 0;
+ out:
+	if (!ok)
+		log_warnx("%s: checkpoint connection: %s", path,
+		    db != NULL ? sqlite3_errmsg(db) : "out of memory");
+	sqlite3_finalize(s);
+	if (!ok) {
+		sqlite3_close(db);
+		return NULL;
+	}
+	return db;
+}
+
 /*
  * Checkpoints on a thread (ckpt.c) instead of in the commit that crosses
  * CHECKPOINT_BYTES: the hook replaces wal_autocheckpoint, which stays
@@ -1156,8 +1201,11 @@ ckpt_setup(struct store *st)
 		return;
 	st->page = page;
 	st->wal_hard = (int)(WAL_HARD / page);
-	if ((st->ckpt = ckpt_start(st->path, (int)(CHECKPOINT_BYTES /
-	    page))) == NULL) {
+	if ((st->ckpt_db = ckpt_conn(st->path)) == NULL ||
+	    (st->ckpt = ckpt_start((int)(CHECKPOINT_BYTES / page), ckpt_pass,
+	    st)) == NULL) {
+		sqlite3_close(st->ckpt_db);
+		st->ckpt_db = NULL;
 		log_warnx("%s: checkpoints run in the event loop", st->path);
 		return;
 	}
@@ -1171,6 +1219,9 @@ store_free(struct store *st)
 	/* first: the writer's close checkpoints and removes the WAL */
 	ckpt_stop(st->ckpt);
 	st->ckpt = NULL;
+	if (st->ckpt_db != NULL && sqlite3_close(st->ckpt_db) != SQLITE_OK)
+		log_warnx("%s: %s", st->path, sqlite3_errmsg(st->ckpt_db));
+	st->ckpt_db = NULL;
 	close_db(st);
 	if (st->dirfd != -1)
 		close(st->dirfd);
